@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -152,7 +151,7 @@ func (c *codecs) decode(contentType string, data []byte, gvk schema.GroupVersion
 	if contentType != "" {
 		var err error
 		if mt, _, err = mime.ParseMediaType(contentType); err != nil {
-			return nil, apierrors.NewUnsupportedMediaType(contentType)
+			return nil, unsupportedMediaType(contentType)
 		}
 	}
 	switch mt {
@@ -164,7 +163,7 @@ func (c *codecs) decode(contentType string, data []byte, gvk schema.GroupVersion
 	}
 	info, ok := c.info(mt)
 	if !ok {
-		return nil, apierrors.NewUnsupportedMediaType(contentType)
+		return nil, unsupportedMediaType(contentType)
 	}
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return nil, apierrors.NewBadRequest("the request body is empty")
@@ -176,8 +175,7 @@ func (c *codecs) decode(contentType string, data []byte, gvk schema.GroupVersion
 	out, _, err := dec.Decode(data, &gvk, into)
 	var warnings []string
 	if err != nil && runtime.IsStrictDecodingError(err) && out != nil {
-		var strict *runtime.StrictDecodingError
-		errors.As(err, &strict)
+		strict, _ := runtime.AsStrictDecodingError(err)
 		if mode == validationStrict {
 			return nil, strictError(gvk, strict)
 		}
@@ -201,7 +199,7 @@ func (c *codecs) decode(contentType string, data []byte, gvk schema.GroupVersion
 
 // strictError turns unknown or duplicate fields into a BadRequest naming
 // each field, as Kubernetes' fieldValidation=Strict does.
-func strictError(gvk schema.GroupVersionKind, e *runtime.StrictDecodingError) error {
+func strictError(gvk schema.GroupVersionKind, e interface{ Errors() []error }) error {
 	var causes []metav1.StatusCause
 	var msgs []string
 	for _, err := range e.Errors() {
@@ -221,6 +219,15 @@ func strictError(gvk schema.GroupVersionKind, e *runtime.StrictDecodingError) er
 		Reason:  metav1.StatusReasonBadRequest,
 		Message: fmt.Sprintf("%s in version %q cannot be handled as a %s: strict decoding error: %s", gvk.Kind, gvk.GroupVersion(), gvk.Kind, strings.Join(msgs, ", ")),
 		Details: &metav1.StatusDetails{Kind: gvk.Kind, Causes: causes},
+	}}
+}
+
+func unsupportedMediaType(contentType string) error {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status:  metav1.StatusFailure,
+		Code:    http.StatusUnsupportedMediaType,
+		Reason:  metav1.StatusReasonUnsupportedMediaType,
+		Message: fmt.Sprintf("the body of the request was in an unknown format %q; use application/json, application/yaml or application/vnd.kubernetes.protobuf", contentType),
 	}}
 }
 

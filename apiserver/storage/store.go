@@ -394,3 +394,12 @@ func (l *leaseCache) get(ctx context.Context, c *clientv3.Client, ttl time.Durat
 	l.expires = now.Add(grant)
 	return l.id, nil
 }
+
+// Exists reports whether key is present.
+func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
+	resp, err := s.client.Get(ctx, key, clientv3.WithCountOnly())
+	if err != nil {
+		return false, mapErr(err)
+	}
+	return resp.Count > 0, nil
+}

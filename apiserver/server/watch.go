@@ -1,0 +1,213 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/kubeish/kubeish/apiserver/storage"
+)
+
+// defaultWatchTimeout bounds a watch whose client set no timeoutSeconds;
+// clients re-watch from their last resourceVersion.
+const defaultWatchTimeout = 30 * time.Minute
+
+// watchEncoder writes watch events in the negotiated stream format: the
+// object encoded by the media type's serializer, wrapped in a WatchEvent
+// and framed (newline-delimited JSON, length-prefixed protobuf).
+type watchEncoder struct {
+	s       *Server
+	info    runtime.SerializerInfo
+	w       http.ResponseWriter
+	framer  runtime.Encoder
+	frame   *bytes.Buffer
+	flusher *http.ResponseController
+}
+
+func (e *watchEncoder) send(typ watch.EventType, obj runtime.Object) error {
+	if err := e.s.codecs.setKind(obj); err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := e.info.Serializer.Encode(obj, &buf); err != nil {
+		return err
+	}
+	ev := &metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: buf.Bytes()}}
+	writer := e.info.StreamSerializer.Framer.NewFrameWriter(e.w)
+	if err := e.info.StreamSerializer.Serializer.Encode(ev, writer); err != nil {
+		return err
+	}
+	return e.flusher.Flush()
+}
+
+// watch streams the changes of a resource, as Kubernetes' watch does:
+// every change after resourceVersion, or (resourceVersion "" or "0", or
+// sendInitialEvents=true) the current objects as ADDED first.
+func (s *Server) watch(req *request, p *listParams) error {
+	acc, err := s.codecs.negotiate(req.r, false)
+	if err != nil {
+		return err
+	}
+	if acc.info.StreamSerializer == nil {
+		return apierrors.NewBadRequest(fmt.Sprintf("%s does not support watch streams", acc.info.MediaType))
+	}
+	if p.sendInitialEvents != nil && *p.sendInitialEvents && !p.allowBookmarks {
+		return invalidWatchParams("sendInitialEvents requires allowWatchBookmarks=true")
+	}
+	ctx := req.r.Context()
+	timeout := p.timeout
+	if timeout == 0 {
+		timeout = defaultWatchTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	prefix := req.res.Prefix(req.namespace)
+	match := p.matches(req.res)
+	initial := p.resourceVersion == "" || p.resourceVersion == "0"
+	if p.sendInitialEvents != nil {
+		initial = *p.sendInitialEvents
+	}
+	var rev int64
+	var items []runtime.Object
+	if initial && (p.resourceVersion == "" || p.resourceVersion == "0") {
+		result, err := s.store.List(ctx, req.res.Resource, prefix, req.res.New, storage.ListOptions{Predicate: match})
+		if err != nil {
+			return err
+		}
+		rev, items = result.Revision, result.Items
+	} else {
+		rev, _ = strconv.ParseInt(p.resourceVersion, 10, 64)
+		if initial {
+			// Initial events at a given revision: a consistent list at it.
+			result, err := s.store.List(ctx, req.res.Resource, prefix, req.res.New, storage.ListOptions{Revision: rev, Predicate: match})
+			if err != nil {
+				return err
+			}
+			items = result.Items
+		} else if err := s.store.CheckRevision(ctx, prefix, rev); err != nil {
+			return apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d", rev))
+		}
+	}
+
+	var progress time.Duration
+	if p.allowBookmarks {
+		progress = s.cfg.BookmarkInterval
+	}
+	events := s.store.Watch(ctx, prefix, rev, req.res.New, progress)
+
+	s.metrics.longRunning.WithLabelValues("WATCH", req.res.Resource).Inc()
+	defer s.metrics.longRunning.WithLabelValues("WATCH", req.res.Resource).Dec()
+
+	ct := acc.info.MediaType
+	if ct != mediaJSON {
+		ct += ";stream=watch"
+	}
+	req.w.Header().Set("Content-Type", ct)
+	req.w.Header().Set("Cache-Control", "no-cache, private")
+	req.w.WriteHeader(http.StatusOK)
+	enc := &watchEncoder{s: s, info: acc.info, w: req.w, flusher: http.NewResponseController(req.w)}
+	if err := enc.flusher.Flush(); err != nil {
+		return nil
+	}
+	for _, obj := range items {
+		if err := enc.send(watch.Added, obj); err != nil {
+			return nil
+		}
+	}
+	if p.sendInitialEvents != nil && *p.sendInitialEvents {
+		if err := enc.send(watch.Bookmark, s.bookmark(req, rev, true)); err != nil {
+			return nil
+		}
+	}
+	for {
+		var ev storage.Event
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok = <-events:
+			if !ok {
+				return nil
+			}
+		}
+		typ, obj := filterEvent(ev, match)
+		switch typ {
+		case "":
+			continue
+		case watch.Bookmark:
+			obj = s.bookmark(req, ev.Revision, false)
+		case watch.Error:
+			status := s.errorStatus(ev.Err)
+			obj = &status
+		}
+		if err := enc.send(typ, obj); err != nil || typ == watch.Error {
+			return nil
+		}
+	}
+}
+
+// filterEvent turns a store event into what a watcher with a selector sees:
+// an object that starts matching is ADDED, one that stops is DELETED.
+func filterEvent(ev storage.Event, match func(runtime.Object) bool) (watch.EventType, runtime.Object) {
+	if ev.Type == watch.Bookmark || ev.Type == watch.Error || match == nil {
+		return ev.Type, ev.Object
+	}
+	switch ev.Type {
+	case watch.Added, watch.Deleted:
+		if match(ev.Object) {
+			return ev.Type, ev.Object
+		}
+	case watch.Modified:
+		now := match(ev.Object)
+		before := now
+		if ev.Prev != nil {
+			before = match(ev.Prev)
+		}
+		switch {
+		case now && before:
+			return watch.Modified, ev.Object
+		case now:
+			return watch.Added, ev.Object
+		case before:
+			return watch.Deleted, ev.Object
+		}
+	}
+	return "", nil
+}
+
+// bookmark is an object of the watched kind carrying only a revision.
+func (s *Server) bookmark(req *request, rev int64, initialEnd bool) runtime.Object {
+	obj := req.res.New()
+	m := accessor(obj)
+	m.SetResourceVersion(strconv.FormatInt(rev, 10))
+	if initialEnd {
+		m.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
+	}
+	return obj
+}
+
+// errorStatus is the Status a watch stream ends with.
+func (s *Server) errorStatus(err error) metav1.Status {
+	var status metav1.Status
+	if errors.Is(err, storage.ErrCompacted) {
+		status = apierrors.NewResourceExpired("too old resource version").ErrStatus
+	} else {
+		status = apierrors.NewInternalError(err).ErrStatus
+	}
+	status.Kind, status.APIVersion = "Status", "v1"
+	return status
+}
+
+func invalidWatchParams(msg string) error {
+	return apierrors.NewBadRequest(msg)
+}
