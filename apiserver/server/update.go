@@ -64,7 +64,8 @@ func (s *Server) updateObject(ctx context.Context, req *request, sub string, dry
 		prepareUpdate(res, obj, cur, sub)
 		validation.SetDefaults(obj)
 		var errs field.ErrorList
-		if sub == "status" {
+		if sub != "" {
+			// status, binding, finalize: the spec rules do not apply.
 			errs = validation.ValidateStatusUpdate(obj, cur)
 		} else {
 			errs, out.warnings = validation.ValidateUpdate(obj, cur)
@@ -174,7 +175,8 @@ func patchType(r *http.Request) (types.PatchType, error) {
 	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType:
 		return pt, nil
 	case types.ApplyYAMLPatchType, types.ApplyCBORPatchType:
-		return "", &apierrors.StatusError{ErrStatus: unsupportedMediaType(ct).(*apierrors.StatusError).ErrStatus}
+		// Server-side apply needs managed fields; kubeish does not track them.
+		return "", unsupportedMediaType(ct)
 	}
 	return "", unsupportedMediaType(ct)
 }

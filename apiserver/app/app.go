@@ -1,0 +1,350 @@
+// Package app wires the apiserver together: flags, etcd (embedded or
+// external), the store, the HTTP server, bootstrap objects, compaction and
+// graceful shutdown. main.go and pkg/testenv both start it through Start.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/pflag"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"k8s.io/apimachinery/pkg/version"
+
+	"github.com/kubeish/kubeish/apiserver/registry"
+	"github.com/kubeish/kubeish/apiserver/server"
+	"github.com/kubeish/kubeish/apiserver/storage"
+	"github.com/kubeish/kubeish/pkg/logging"
+)
+
+// Version is what /version reports; set at build time with -ldflags.
+var Version = "v1.37.0-kubeish"
+
+// MaxRequestBytes is etcd's request size limit the embedded etcd runs with;
+// the apiserver refuses larger bodies before they reach it.
+const MaxRequestBytes = 3 << 20
+
+// Options are the apiserver's flags.
+type Options struct {
+	ListenAddress       string
+	InsecureAllowRemote bool
+	AdvertiseAddress    string
+	DataDir             string
+	EtcdServers         []string
+	EtcdClientURL       string
+	EtcdPeerURL         string
+	ServiceClusterRange string
+	ServiceNodePorts    string
+	CompactInterval     time.Duration
+	BookmarkInterval    time.Duration
+	ShutdownTimeout     time.Duration
+	Log                 logging.Options
+}
+
+// NewOptions returns the defaults.
+func NewOptions() *Options {
+	return &Options{
+		ListenAddress:       "127.0.0.1:6443",
+		DataDir:             "/var/lib/kubeish/apiserver",
+		EtcdClientURL:       "http://127.0.0.1:2379",
+		EtcdPeerURL:         "http://127.0.0.1:2380",
+		ServiceClusterRange: "10.96.0.0/16",
+		ServiceNodePorts:    "30000-32767",
+		CompactInterval:     5 * time.Minute,
+		BookmarkInterval:    time.Minute,
+		ShutdownTimeout:     10 * time.Second,
+	}
+}
+
+// AddFlags registers the options on fs.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.ListenAddress, "listen-address", o.ListenAddress, "host:port to serve the API on (plain HTTP; loopback only unless --insecure-allow-remote)")
+	fs.BoolVar(&o.InsecureAllowRemote, "insecure-allow-remote", o.InsecureAllowRemote, "allow a non-loopback --listen-address although the API has no authentication yet")
+	fs.StringVar(&o.AdvertiseAddress, "advertise-address", o.AdvertiseAddress, "IP published in the Endpoints of default/kubernetes (default: the listen address's IP)")
+	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "directory of the embedded etcd's data")
+	fs.StringSliceVar(&o.EtcdServers, "etcd-servers", o.EtcdServers, "client URLs of an existing etcd cluster; when empty an embedded etcd is started in --data-dir")
+	fs.StringVar(&o.EtcdClientURL, "etcd-listen-client-url", o.EtcdClientURL, "client URL of the embedded etcd (port 0 picks a free one)")
+	fs.StringVar(&o.EtcdPeerURL, "etcd-listen-peer-url", o.EtcdPeerURL, "peer URL of the embedded etcd (port 0 picks a free one)")
+	fs.StringVar(&o.ServiceClusterRange, "service-cluster-ip-range", o.ServiceClusterRange, "IPv4 CIDR from which Services get their ClusterIP")
+	fs.StringVar(&o.ServiceNodePorts, "service-node-port-range", o.ServiceNodePorts, "port range FROM-TO for NodePort Services")
+	fs.DurationVar(&o.CompactInterval, "etcd-compaction-interval", o.CompactInterval, "how often etcd history is compacted (keeping one interval of history); 0 disables")
+	fs.DurationVar(&o.BookmarkInterval, "watch-bookmark-interval", o.BookmarkInterval, "how often watches that allow bookmarks receive one")
+	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "how long in-flight requests may take to finish on shutdown")
+	o.Log.AddFlags(fs)
+}
+
+// Validate checks the options that do not need any I/O.
+func (o *Options) Validate() error {
+	host, port, err := net.SplitHostPort(o.ListenAddress)
+	if err != nil {
+		return fmt.Errorf("--listen-address %q: %w", o.ListenAddress, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("--listen-address %q: bad port", o.ListenAddress)
+	}
+	if !o.InsecureAllowRemote && !isLoopback(host) {
+		return fmt.Errorf("--listen-address %q is not a loopback address; the API has no TLS or authentication yet, so pass --insecure-allow-remote to serve it anyway", o.ListenAddress)
+	}
+	if o.AdvertiseAddress != "" && net.ParseIP(o.AdvertiseAddress) == nil {
+		return fmt.Errorf("--advertise-address %q is not an IP", o.AdvertiseAddress)
+	}
+	if _, err := registry.NewServiceAllocator(o.ServiceClusterRange, o.ServiceNodePorts); err != nil {
+		return err
+	}
+	for _, s := range o.EtcdServers {
+		if u, err := url.Parse(s); err != nil || u.Host == "" {
+			return fmt.Errorf("--etcd-servers: %q is not a URL like http://10.0.0.1:2379", s)
+		}
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// APIServer is a running apiserver.
+type APIServer struct {
+	// URL is where the API is served, e.g. http://127.0.0.1:6443.
+	URL string
+	// Etcd is the embedded etcd, nil with --etcd-servers.
+	Etcd *embed.Etcd
+	// EtcdClient is the apiserver's etcd client.
+	EtcdClient *clientv3.Client
+	// EtcdEndpoints are the client URLs of the etcd in use.
+	EtcdEndpoints []string
+	// Server is the HTTP handler.
+	Server *server.Server
+
+	log    *zap.Logger
+	http   *http.Server
+	cancel context.CancelFunc
+	served chan error
+	opts   Options
+}
+
+// Start runs an apiserver until Close. reg receives its metrics; nil makes a
+// fresh registry.
+func Start(ctx context.Context, o Options, log *zap.Logger, reg *prometheus.Registry) (*APIServer, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	a := &APIServer{log: log, served: make(chan error, 1), opts: o}
+	ok := false
+	defer func() {
+		if !ok {
+			a.closeEtcd()
+		}
+	}()
+
+	endpoints := o.EtcdServers
+	if len(endpoints) == 0 {
+		e, err := startEmbeddedEtcd(o, log)
+		if err != nil {
+			return nil, err
+		}
+		a.Etcd = e
+		endpoints = []string{"http://" + e.Clients[0].Addr().String()}
+	}
+	a.EtcdEndpoints = endpoints
+	client, err := clientv3.New(clientv3.Config{
+		Endpoints:          endpoints,
+		DialTimeout:        5 * time.Second,
+		MaxCallSendMsgSize: MaxRequestBytes + 64<<10,
+		Logger:             log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zapcore.WarnLevel)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcd client for %v: %w", endpoints, err)
+	}
+	a.EtcdClient = client
+
+	scheme := registry.NewScheme()
+	store, err := storage.New(storage.Config{Client: client, Codec: registry.NewStorageCodec(scheme), Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	alloc, err := registry.NewServiceAllocator(o.ServiceClusterRange, o.ServiceNodePorts)
+	if err != nil {
+		return nil, err
+	}
+	ready := func(ctx context.Context) error {
+		_, err := client.Get(ctx, "/registry/health", clientv3.WithCountOnly())
+		return err
+	}
+	srv, err := server.New(server.Config{
+		Store: store, Resources: registry.NewSet(), Scheme: scheme, Allocator: alloc,
+		Logger: log, Registerer: reg, Gatherer: reg, Ready: ready,
+		Version:          version.Info{Major: "1", Minor: "37", GitVersion: Version, Platform: "linux"},
+		BookmarkInterval: o.BookmarkInterval,
+		NodeClient:       &http.Client{Timeout: 0, Transport: &http.Transport{ResponseHeaderTimeout: 30 * time.Second}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.Server = srv
+
+	// etcd may need a moment (an external cluster electing a leader).
+	waitCtx, cancelWait := context.WithTimeout(ctx, 60*time.Second)
+	defer cancelWait()
+	for {
+		err := ready(waitCtx)
+		if err == nil {
+			break
+		}
+		if waitCtx.Err() != nil {
+			return nil, fmt.Errorf("etcd at %v does not answer: %w", endpoints, err)
+		}
+		select {
+		case <-waitCtx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+
+	ln, err := net.Listen("tcp", o.ListenAddress)
+	if err != nil {
+		return nil, err
+	}
+	tcp := ln.Addr().(*net.TCPAddr)
+	a.URL = "http://" + ln.Addr().String()
+	advertise := tcp.IP
+	if o.AdvertiseAddress != "" {
+		advertise = net.ParseIP(o.AdvertiseAddress)
+	} else if advertise.IsUnspecified() {
+		advertise = net.IPv4(127, 0, 0, 1)
+	}
+	if err := srv.Bootstrap(ctx, advertise, int32(tcp.Port)); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	a.http = &http.Server{
+		Handler:           http.MaxBytesHandler(srv, MaxRequestBytes+1),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+		BaseContext:       func(net.Listener) context.Context { return runCtx },
+	}
+	go func() { a.served <- a.http.Serve(ln) }()
+	go srv.CountObjects(runCtx, 30*time.Second)
+	if o.CompactInterval > 0 {
+		go compactLoop(runCtx, client, o.CompactInterval, log)
+	}
+	log.Info("apiserver serving", zap.String("url", a.URL), zap.Strings("etcd", endpoints),
+		zap.String("serviceClusterIPRange", o.ServiceClusterRange), zap.String("advertise", advertise.String()))
+	ok = true
+	return a, nil
+}
+
+// Done is closed with the serve error when the HTTP server stops by itself.
+func (a *APIServer) Done() <-chan error { return a.served }
+
+// Close stops serving (waiting up to the shutdown timeout for requests in
+// flight; watches are ended), then the etcd client and embedded etcd.
+func (a *APIServer) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), a.opts.ShutdownTimeout)
+	defer cancel()
+	a.cancel() // ends watches and background loops
+	err := a.http.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = a.http.Close()
+	}
+	a.closeEtcd()
+	return err
+}
+
+func (a *APIServer) closeEtcd() {
+	if a.EtcdClient != nil {
+		a.EtcdClient.Close()
+	}
+	if a.Etcd != nil {
+		a.Etcd.Close()
+	}
+}
+
+func startEmbeddedEtcd(o Options, log *zap.Logger) (*embed.Etcd, error) {
+	cfg := embed.NewConfig()
+	cfg.Name = "kubeish"
+	cfg.Dir = filepath.Join(o.DataDir, "etcd")
+	client, err := url.Parse(o.EtcdClientURL)
+	if err != nil {
+		return nil, fmt.Errorf("--etcd-listen-client-url: %w", err)
+	}
+	peer, err := url.Parse(o.EtcdPeerURL)
+	if err != nil {
+		return nil, fmt.Errorf("--etcd-listen-peer-url: %w", err)
+	}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
+	cfg.InitialCluster = cfg.Name + "=" + peer.String()
+	cfg.MaxRequestBytes = MaxRequestBytes + 64<<10
+	cfg.QuotaBackendBytes = 8 << 30
+	cfg.Logger = "zap"
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(log.Named("etcd").WithOptions(zap.IncreaseLevel(zapcore.WarnLevel)))
+	// Metrics of the embedded etcd are left out of the apiserver's registry.
+	cfg.Metrics = "basic"
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd in %s: %w", cfg.Dir, err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+		return e, nil
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd: %w", err)
+	case <-time.After(60 * time.Second):
+		e.Close()
+		return nil, errors.New("embedded etcd did not become ready in 60s")
+	}
+}
+
+// compactLoop compacts etcd every interval to the revision seen one
+// interval before, so one interval of history stays watchable. Several
+// apiservers may each do it; a revision already compacted is not an error.
+func compactLoop(ctx context.Context, c *clientv3.Client, interval time.Duration, log *zap.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var prev int64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		resp, err := c.Get(ctx, "/registry/compact", clientv3.WithCountOnly())
+		if err != nil {
+			log.Warn("etcd compaction: reading revision", zap.Error(err))
+			continue
+		}
+		if prev > 0 {
+			if _, err := c.Compact(ctx, prev); err != nil && !strings.Contains(err.Error(), "compacted") {
+				log.Warn("etcd compaction", zap.Int64("revision", prev), zap.Error(err))
+			} else {
+				log.Debug("etcd compacted", zap.Int64("revision", prev))
+			}
+		}
+		prev = resp.Header.Revision
+	}
+}
