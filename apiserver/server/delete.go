@@ -198,12 +198,12 @@ func (s *Server) delete(req *request) error {
 	if err != nil {
 		return err
 	}
-	// Like Kubernetes: a pending deletion answers the object (202 when it
-	// waits only on a grace period); a finished one answers the object for
-	// pods and a Status for other kinds.
+	// Like Kubernetes: a pending deletion answers the object (202 only
+	// when the client asked for cascading with orphanDependents=false); a
+	// finished one answers the object for pods and a Status for other kinds.
 	if !deleted {
 		code := http.StatusOK
-		if len(accessor(obj).GetFinalizers()) == 0 {
+		if opts.OrphanDependents != nil && !*opts.OrphanDependents { //nolint:staticcheck // what clients still send
 			code = http.StatusAccepted
 		}
 		s.writeObject(req.w, req.r, code, obj)
