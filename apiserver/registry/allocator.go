@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
@@ -89,7 +90,11 @@ func hasClusterIP(svc *corev1.Service) bool {
 // (nil on create) did not, and release what old held and svc does not. On
 // update an empty ClusterIP keeps old's. Values outside the ranges are field
 // errors.
-func (a *ServiceAllocator) Allocate(svc, old *corev1.Service) (*Plan, field.ErrorList) {
+//
+// taken, when not nil, holds the allocation keys known to be in use (see
+// Taken): a retry after a lost race then picks among the free values only,
+// so allocation succeeds even in a nearly full range.
+func (a *ServiceAllocator) Allocate(svc, old *corev1.Service, taken map[string]bool) (*Plan, field.ErrorList) {
 	p := &Plan{Requested: map[string]*field.Path{}}
 	owner := svc.Namespace + "/" + svc.Name
 	claim := func(key string, requested *field.Path) {
@@ -112,7 +117,12 @@ func (a *ServiceAllocator) Allocate(svc, old *corev1.Service) (*Plan, field.Erro
 		case svc.Spec.ClusterIP == "" && oldIP != "":
 			svc.Spec.ClusterIP = oldIP
 		case svc.Spec.ClusterIP == "":
-			svc.Spec.ClusterIP = a.ip(2 + rand.Int64N(a.size-1))
+			ip, ok := a.pickIP(taken)
+			if !ok {
+				errs = append(errs, field.Forbidden(ipPath, fmt.Sprintf("no free address left in the service range %s", a.cidr)))
+				break
+			}
+			svc.Spec.ClusterIP = ip
 			claim(ClusterIPPrefix+svc.Spec.ClusterIP, nil)
 		case svc.Spec.ClusterIP != oldIP:
 			ip := net.ParseIP(svc.Spec.ClusterIP)
@@ -152,13 +162,14 @@ func (a *ServiceAllocator) Allocate(svc, old *corev1.Service) (*Plan, field.Erro
 			port.NodePort = samePortNodePort(old, port)
 			keep[port.NodePort] = true
 		case port.NodePort == 0:
-			for {
-				n := int32(a.portBase + rand.IntN(a.portSize))
-				if !keep[n] && !oldPorts[n] {
-					port.NodePort = n
-					break
-				}
+			n, ok := a.pickPort(func(n int32) bool {
+				return keep[n] || oldPorts[n] || taken[NodePortPrefix+strconv.Itoa(int(n))]
+			})
+			if !ok {
+				errs = append(errs, field.Forbidden(path, fmt.Sprintf("no free node port left in the range %d-%d", a.portBase, a.portBase+a.portSize-1)))
+				continue
 			}
+			port.NodePort = n
 			keep[port.NodePort] = true
 			claim(NodePortPrefix+strconv.Itoa(int(port.NodePort)), nil)
 		case int(port.NodePort) < a.portBase || int(port.NodePort) >= a.portBase+a.portSize:
@@ -179,6 +190,47 @@ func (a *ServiceAllocator) Allocate(svc, old *corev1.Service) (*Plan, field.Erro
 		}
 	}
 	return p, errs
+}
+
+// pickIP picks a random address of the range (the first is kept for
+// default/kubernetes) that is not in taken, scanning from a random start.
+func (a *ServiceAllocator) pickIP(taken map[string]bool) (string, bool) {
+	n := a.size - 1 // offsets 2 .. size
+	start := rand.Int64N(n)
+	for i := int64(0); i < n; i++ {
+		ip := a.ip(2 + (start+i)%n)
+		if !taken[ClusterIPPrefix+ip] {
+			return ip, true
+		}
+	}
+	return "", false
+}
+
+// pickPort picks a random node port for which used is false.
+func (a *ServiceAllocator) pickPort(used func(int32) bool) (int32, bool) {
+	start := rand.IntN(a.portSize)
+	for i := 0; i < a.portSize; i++ {
+		n := int32(a.portBase + (start+i)%a.portSize)
+		if !used(n) {
+			return n, true
+		}
+	}
+	return 0, false
+}
+
+// Taken reads the allocation keys in use from etcd.
+func Taken(ctx context.Context, c *clientv3.Client) (map[string]bool, error) {
+	taken := map[string]bool{}
+	for _, prefix := range []string{ClusterIPPrefix, NodePortPrefix} {
+		resp, err := c.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		if err != nil {
+			return nil, err
+		}
+		for _, kv := range resp.Kvs {
+			taken[string(kv.Key)] = true
+		}
+	}
+	return taken, nil
 }
 
 // samePortNodePort returns the node port old had for the same port number

@@ -217,7 +217,7 @@ func (s *Server) delete(req *request) error {
 	s.writeObject(req.w, req.r, http.StatusOK, &metav1.Status{
 		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
 		Status:   metav1.StatusSuccess,
-		Details: &metav1.StatusDetails{Name: m.GetName(), Group: req.res.Group, Kind: req.res.Resource, UID: m.GetUID()},
+		Details:  &metav1.StatusDetails{Name: m.GetName(), Group: req.res.Group, Kind: req.res.Resource, UID: m.GetUID()},
 	})
 	return nil
 }

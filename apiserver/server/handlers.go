@@ -257,6 +257,7 @@ func (s *Server) createObject(ctx context.Context, res *registry.Resource, obj r
 	generated := m.GetName() == "" && m.GetGenerateName() != ""
 	prepareCreate(res, obj, time.Now())
 	validation.SetDefaults(obj)
+	var taken map[string]bool
 	for attempt := 0; ; attempt++ {
 		if generated {
 			m.SetName(m.GetGenerateName() + utilrand.String(5))
@@ -274,7 +275,7 @@ func (s *Server) createObject(ctx context.Context, res *registry.Resource, obj r
 		if svc, ok := obj.(*corev1.Service); ok {
 			orig = svc.DeepCopy()
 			var errs field.ErrorList
-			if plan, errs = s.cfg.Allocator.Allocate(svc, nil); len(errs) > 0 {
+			if plan, errs = s.cfg.Allocator.Allocate(svc, nil, taken); len(errs) > 0 {
 				return nil, invalid(res.GVK().GroupKind(), m.GetName(), errs)
 			}
 			opts.Extra = plan.Extra
@@ -292,7 +293,11 @@ func (s *Server) createObject(ctx context.Context, res *registry.Resource, obj r
 			if err := s.checkRequested(ctx, res, m.GetName(), plan); err != nil {
 				return nil, err
 			}
-			// A randomly picked value was taken meanwhile: pick again.
+			// A randomly picked value was taken meanwhile: pick again,
+			// among the values free now.
+			if taken, err = registry.Taken(ctx, s.store.Client()); err != nil {
+				return nil, err
+			}
 			orig.DeepCopyInto(obj.(*corev1.Service))
 			continue
 		}

@@ -304,4 +304,3 @@ func (s *Server) version(w http.ResponseWriter, r *http.Request) {
 	v := s.cfg.Version
 	_ = jsonEncode(w, &v)
 }
-

@@ -381,4 +381,3 @@ func (s *Server) finalize(req *request) error {
 	s.writeObject(req.w, req.r, http.StatusOK, result.obj)
 	return nil
 }
-

@@ -47,6 +47,7 @@ func (s *Server) updateObject(ctx context.Context, req *request, sub string, dry
 	res := req.res
 	out := &updateResult{}
 	var plan *registry.Plan
+	var taken map[string]bool
 	try := func(cur runtime.Object) (storage.UpdateResult, error) {
 		plan = nil
 		obj, err := mutate(cur)
@@ -77,7 +78,7 @@ func (s *Server) updateObject(ctx context.Context, req *request, sub string, dry
 		if svc, ok := obj.(*corev1.Service); ok {
 			if sub == "" {
 				var errs field.ErrorList
-				if plan, errs = s.cfg.Allocator.Allocate(svc, cur.(*corev1.Service)); len(errs) > 0 {
+				if plan, errs = s.cfg.Allocator.Allocate(svc, cur.(*corev1.Service), taken); len(errs) > 0 {
 					return storage.UpdateResult{}, invalid(res.GVK().GroupKind(), req.name, errs)
 				}
 				extra = plan.Extra
@@ -110,6 +111,9 @@ func (s *Server) updateObject(ctx context.Context, req *request, sub string, dry
 		obj, deleted, err := s.store.GuaranteedUpdate(ctx, res.Resource, req.key(), res.New, try)
 		if errors.Is(err, storage.ErrPrecondition) && plan != nil && attempt < 10 {
 			if err := s.checkRequested(ctx, res, req.name, plan); err != nil {
+				return nil, err
+			}
+			if taken, err = registry.Taken(ctx, s.store.Client()); err != nil {
 				return nil, err
 			}
 			continue

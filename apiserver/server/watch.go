@@ -12,6 +12,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/kubeish/kubeish/apiserver/storage"
@@ -28,8 +30,6 @@ type watchEncoder struct {
 	s       *Server
 	info    runtime.SerializerInfo
 	w       http.ResponseWriter
-	framer  runtime.Encoder
-	frame   *bytes.Buffer
 	flusher *http.ResponseController
 }
 
@@ -61,7 +61,8 @@ func (s *Server) watch(req *request, p *listParams) error {
 		return apierrors.NewBadRequest(fmt.Sprintf("%s does not support watch streams", acc.info.MediaType))
 	}
 	if p.sendInitialEvents != nil && *p.sendInitialEvents && !p.allowBookmarks {
-		return invalidWatchParams("sendInitialEvents requires allowWatchBookmarks=true")
+		return apierrors.NewInvalid(schema.GroupKind{Group: "meta.k8s.io", Kind: "ListOptions"}, "", field.ErrorList{
+			field.Forbidden(field.NewPath("allowWatchBookmarks"), "allowWatchBookmarks must be true when sendInitialEvents is set")})
 	}
 	ctx := req.r.Context()
 	timeout := p.timeout
@@ -206,8 +207,4 @@ func (s *Server) errorStatus(err error) metav1.Status {
 	}
 	status.Kind, status.APIVersion = "Status", "v1"
 	return status
-}
-
-func invalidWatchParams(msg string) error {
-	return apierrors.NewBadRequest(msg)
 }
