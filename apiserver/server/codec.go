@@ -191,7 +191,17 @@ func (c *codecs) decode(contentType string, data []byte, gvk schema.GroupVersion
 		got := out.GetObjectKind().GroupVersionKind()
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the body is a %s %s, but this endpoint takes a %s %s", got.GroupVersion(), got.Kind, gvk.GroupVersion(), gvk.Kind))
 	}
-	if got := into.GetObjectKind().GroupVersionKind(); got != gvk {
+	// As in Kubernetes, a body that leaves out apiVersion or kind takes
+	// them from the endpoint.
+	got := into.GetObjectKind().GroupVersionKind()
+	if got.Kind == "" {
+		got.Kind = gvk.Kind
+	}
+	if got.Version == "" {
+		got.Group, got.Version = gvk.Group, gvk.Version
+	}
+	into.GetObjectKind().SetGroupVersionKind(got)
+	if got != gvk {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the body is a %s %s, but this endpoint takes a %s %s", got.GroupVersion(), got.Kind, gvk.GroupVersion(), gvk.Kind))
 	}
 	return warnings, nil
