@@ -1,0 +1,43 @@
+# kubeish: `make up` runs a cluster, `make test` runs the tests.
+
+GO       ?= go
+BIN      := bin
+DATA_DIR ?= $(CURDIR)/.data
+BINARIES := apiserver
+TEST_TIMEOUT ?= 20m
+BENCH    ?= .
+BENCH_COUNT ?= 5
+
+.PHONY: all build up test test-short vet fmt bench clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ $(addprefix ./,$(BINARIES))
+
+# up runs the control plane in the foreground on 127.0.0.1:6443 with its
+# data in $(DATA_DIR); Ctrl-C stops it, the data stays for the next run.
+up: build
+	$(BIN)/apiserver --data-dir $(DATA_DIR)/apiserver \
+		--etcd-listen-client-url http://127.0.0.1:0 --etcd-listen-peer-url http://127.0.0.1:0
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+test: fmt vet
+	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+# test-short skips -race, for a quick loop while editing.
+test-short:
+	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+
+# bench runs the Go benchmarks $(BENCH_COUNT) times; compare runs with benchstat.
+bench:
+	$(GO) test ./apiserver/server -run '^$$' -bench '$(BENCH)' -benchtime 2000x -count $(BENCH_COUNT)
+
+clean:
+	rm -rf $(BIN)
