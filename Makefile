@@ -3,7 +3,7 @@
 GO       ?= go
 BIN      := bin
 DATA_DIR ?= $(CURDIR)/.data
-BINARIES := apiserver
+BINARIES := $(patsubst %/main.go,%,$(wildcard */main.go))
 TEST_TIMEOUT ?= 20m
 BENCH    ?= .
 BENCH_COUNT ?= 5

@@ -59,4 +59,3 @@ func withNameJSON(obj, name string) string {
 	b, _ := json.Marshal(withName(obj, name, nil))
 	return string(b)
 }
-
