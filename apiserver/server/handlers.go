@@ -334,7 +334,34 @@ func (s *Server) get(req *request) error {
 	if err := s.store.Get(req.r.Context(), req.res.Resource, req.key(), obj); err != nil {
 		return statusFor(req.res, req.name, err)
 	}
-	s.writeObject(req.w, req.r, http.StatusOK, obj)
+	return s.writeObjects(req, obj, []runtime.Object{obj}, nil)
+}
+
+// writeObjects answers with obj (an object or a list), or with the Table
+// of items when the client asked for one.
+func (s *Server) writeObjects(req *request, obj runtime.Object, items []runtime.Object, lm metav1.ListInterface) error {
+	acc, err := s.codecs.negotiate(req.r, true)
+	if err != nil {
+		return err
+	}
+	if !acc.table {
+		s.writeWith(req.w, acc.info, http.StatusOK, obj)
+		return nil
+	}
+	inc, err := parseIncludeObject(req.r.URL.Query().Get("includeObject"))
+	if err != nil {
+		return err
+	}
+	t, err := s.toTable(req.res.Kind, items, inc, time.Now())
+	if err != nil {
+		return err
+	}
+	if lm != nil {
+		t.ResourceVersion, t.Continue, t.RemainingItemCount = lm.GetResourceVersion(), lm.GetContinue(), lm.GetRemainingItemCount()
+	} else {
+		t.ResourceVersion = accessor(obj).GetResourceVersion()
+	}
+	s.writeWith(req.w, acc.info, http.StatusOK, t)
 	return nil
 }
 
@@ -487,6 +514,5 @@ func (s *Server) list(req *request, p *listParams) error {
 			lm.SetRemainingItemCount(&n)
 		}
 	}
-	s.writeObject(req.w, req.r, http.StatusOK, list)
-	return nil
+	return s.writeObjects(req, list, result.Items, lm)
 }

@@ -31,9 +31,31 @@ type watchEncoder struct {
 	info    runtime.SerializerInfo
 	w       http.ResponseWriter
 	flusher *http.ResponseController
+	// table: each object is sent as a one-row Table (as=Table), the
+	// column definitions with the first one only, as Kubernetes does.
+	table   bool
+	include includeObject
+	kind    string
+	columns bool
 }
 
 func (e *watchEncoder) send(typ watch.EventType, obj runtime.Object) error {
+	if e.table && typ != watch.Error {
+		var items []runtime.Object
+		if typ != watch.Bookmark {
+			items = []runtime.Object{obj}
+		}
+		t, err := e.s.toTable(e.kind, items, e.include, time.Now())
+		if err != nil {
+			return err
+		}
+		t.ResourceVersion = accessor(obj).GetResourceVersion()
+		if e.columns {
+			t.ColumnDefinitions = nil
+		}
+		e.columns = true
+		obj = t
+	}
 	if err := e.s.codecs.setKind(obj); err != nil {
 		return err
 	}
@@ -53,9 +75,15 @@ func (e *watchEncoder) send(typ watch.EventType, obj runtime.Object) error {
 // every change after resourceVersion, or (resourceVersion "" or "0", or
 // sendInitialEvents=true) the current objects as ADDED first.
 func (s *Server) watch(req *request, p *listParams) error {
-	acc, err := s.codecs.negotiate(req.r, false)
+	acc, err := s.codecs.negotiate(req.r, true)
 	if err != nil {
 		return err
+	}
+	var inc includeObject
+	if acc.table {
+		if inc, err = parseIncludeObject(req.r.URL.Query().Get("includeObject")); err != nil {
+			return err
+		}
 	}
 	if acc.info.StreamSerializer == nil {
 		return apierrors.NewBadRequest(fmt.Sprintf("%s does not support watch streams", acc.info.MediaType))
@@ -116,7 +144,7 @@ func (s *Server) watch(req *request, p *listParams) error {
 	req.w.Header().Set("Content-Type", ct)
 	req.w.Header().Set("Cache-Control", "no-cache, private")
 	req.w.WriteHeader(http.StatusOK)
-	enc := &watchEncoder{s: s, info: acc.info, w: req.w, flusher: http.NewResponseController(req.w)}
+	enc := &watchEncoder{s: s, info: acc.info, w: req.w, flusher: http.NewResponseController(req.w), table: acc.table, include: inc, kind: req.res.Kind}
 	if err := enc.flusher.Flush(); err != nil {
 		return nil
 	}

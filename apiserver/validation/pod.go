@@ -81,18 +81,10 @@ func validatePodSpec(spec *corev1.PodSpec, at *field.Path) (field.ErrorList, []s
 		errs = append(errs, validateContainer(&spec.InitContainers[i], spec, vols, names, true, at.Child("initContainers").Index(i))...)
 	}
 
-	switch {
-	case spec.RestartPolicy == "":
-		errs = append(errs, field.Required(at.Child("restartPolicy"), ""))
-	case !slices.Contains(restartPolicies, spec.RestartPolicy):
-		errs = append(errs, field.NotSupported(at.Child("restartPolicy"), spec.RestartPolicy, restartPolicies))
-	}
-	switch {
-	case spec.DNSPolicy == "":
-		errs = append(errs, field.Required(at.Child("dnsPolicy"), ""))
-	case !slices.Contains(dnsPolicies, spec.DNSPolicy):
-		errs = append(errs, field.NotSupported(at.Child("dnsPolicy"), spec.DNSPolicy, dnsPolicies))
-	case spec.DNSPolicy == corev1.DNSNone && spec.DNSConfig == nil:
+	errs = append(errs, oneOf(at.Child("restartPolicy"), spec.RestartPolicy, restartPolicies, "")...)
+	if e := oneOf(at.Child("dnsPolicy"), spec.DNSPolicy, dnsPolicies, ""); e != nil {
+		errs = append(errs, e...)
+	} else if spec.DNSPolicy == corev1.DNSNone && spec.DNSConfig == nil {
 		errs = append(errs, field.Required(at.Child("dnsConfig"), "must provide `dnsConfig` when `dnsPolicy` is None"))
 	}
 	errs = append(errs, metav1validation.ValidateLabels(spec.NodeSelector, at.Child("nodeSelector"))...)
@@ -256,18 +248,8 @@ func validateContainer(c *corev1.Container, spec *corev1.PodSpec, vols map[strin
 	case c.Image != strings.TrimSpace(c.Image):
 		errs = append(errs, field.Invalid(p.Child("image"), c.Image, "must not have leading or trailing whitespace"))
 	}
-	switch {
-	case c.ImagePullPolicy == "":
-		errs = append(errs, field.Required(p.Child("imagePullPolicy"), ""))
-	case !slices.Contains(pullPolicies, c.ImagePullPolicy):
-		errs = append(errs, field.NotSupported(p.Child("imagePullPolicy"), c.ImagePullPolicy, pullPolicies))
-	}
-	switch {
-	case c.TerminationMessagePolicy == "":
-		errs = append(errs, field.Required(p.Child("terminationMessagePolicy"), "must be 'File' or 'FallbackToLogsOnError'"))
-	case !slices.Contains(terminationPols, c.TerminationMessagePolicy):
-		errs = append(errs, field.NotSupported(p.Child("terminationMessagePolicy"), c.TerminationMessagePolicy, terminationPols))
-	}
+	errs = append(errs, oneOf(p.Child("imagePullPolicy"), c.ImagePullPolicy, pullPolicies, "")...)
+	errs = append(errs, oneOf(p.Child("terminationMessagePolicy"), c.TerminationMessagePolicy, terminationPols, "must be 'File' or 'FallbackToLogsOnError'")...)
 
 	sidecar := false
 	if c.RestartPolicy != nil {

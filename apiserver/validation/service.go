@@ -39,12 +39,7 @@ func validateService(svc *corev1.Service) field.ErrorList {
 	spec := &svc.Spec
 	headless := spec.ClusterIP == corev1.ClusterIPNone
 
-	switch {
-	case spec.Type == "":
-		errs = append(errs, field.Required(specPath.Child("type"), ""))
-	case !slices.Contains(serviceTypes, spec.Type):
-		errs = append(errs, field.NotSupported(specPath.Child("type"), spec.Type, serviceTypes))
-	}
+	errs = append(errs, oneOf(specPath.Child("type"), spec.Type, serviceTypes, "")...)
 
 	if spec.Type == corev1.ServiceTypeExternalName {
 		if spec.ClusterIP != "" {
@@ -75,11 +70,10 @@ func validateService(svc *corev1.Service) field.ErrorList {
 
 	errs = append(errs, metav1validation.ValidateLabels(spec.Selector, specPath.Child("selector"))...)
 
+	affinity := oneOf(specPath.Child("sessionAffinity"), spec.SessionAffinity, sessionAffinities, "")
+	errs = append(errs, affinity...)
 	switch {
-	case spec.SessionAffinity == "":
-		errs = append(errs, field.Required(specPath.Child("sessionAffinity"), ""))
-	case !slices.Contains(sessionAffinities, spec.SessionAffinity):
-		errs = append(errs, field.NotSupported(specPath.Child("sessionAffinity"), spec.SessionAffinity, sessionAffinities))
+	case affinity != nil:
 	case spec.SessionAffinity == corev1.ServiceAffinityNone && spec.SessionAffinityConfig != nil:
 		errs = append(errs, field.Invalid(specPath.Child("sessionAffinityConfig"), omit, "must not be set when session affinity is None"))
 	case spec.SessionAffinity == corev1.ServiceAffinityClientIP:

@@ -298,3 +298,15 @@ func invalids(p *field.Path, value any, msgs []string) field.ErrorList {
 	}
 	return errs
 }
+
+// oneOf checks a required enumeration: empty is Required (with detail),
+// anything outside allowed is NotSupported listing allowed in order.
+func oneOf[T ~string](p *field.Path, v T, allowed []T, detail string) field.ErrorList {
+	switch {
+	case v == "":
+		return field.ErrorList{field.Required(p, detail)}
+	case !slices.Contains(allowed, v):
+		return field.ErrorList{field.NotSupported(p, v, allowed)}
+	}
+	return nil
+}
