@@ -405,7 +405,7 @@ func (h *podHeap) Pop() any {
 }
 
 func (h *podHeap) push(qp *QueuedPodInfo) { heap.Push(h, qp) }
-func (h *podHeap) peek() *QueuedPodInfo  { return h.items[0] }
+func (h *podHeap) peek() *QueuedPodInfo   { return h.items[0] }
 
 func (h *podHeap) get(key string) *QueuedPodInfo {
 	if i, ok := h.index[key]; ok {
