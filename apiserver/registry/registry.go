@@ -6,6 +6,7 @@ package registry
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -244,6 +245,9 @@ func builtin() []*Resource {
 
 	services := define(core, &corev1.Service{}, &corev1.ServiceList{}, true, "svc")
 	services.Status, services.Categories = true, []string{"all"}
+	services.PrepareForUpdate = func(obj, old runtime.Object) {
+		prepareServiceUpdate(obj.(*corev1.Service), old.(*corev1.Service))
+	}
 
 	namespaces := define(core, &corev1.Namespace{}, &corev1.NamespaceList{}, false, "ns")
 	namespaces.Status = true
@@ -356,4 +360,48 @@ func qosClass(spec *corev1.PodSpec) corev1.PodQOSClass {
 		return corev1.PodQOSGuaranteed
 	}
 	return corev1.PodQOSBurstable
+}
+
+// prepareServiceUpdate does what Kubernetes' service strategy does before
+// validating an update: a body that leaves the cluster IP out keeps the
+// stored one (also "None" of a headless Service), and a change of type drops
+// the fields the new type may not have where the body merely carried them
+// over from the stored object (a patch to type ExternalName, or from NodePort
+// to ClusterIP, then succeeds instead of failing on fields it never named).
+func prepareServiceUpdate(svc, old *corev1.Service) {
+	spec, was := &svc.Spec, &old.Spec
+	external := spec.Type == corev1.ServiceTypeExternalName
+	if !external && was.Type != corev1.ServiceTypeExternalName && spec.ClusterIP == "" && len(spec.ClusterIPs) == 0 {
+		spec.ClusterIP, spec.ClusterIPs = was.ClusterIP, append([]string(nil), was.ClusterIPs...)
+	}
+	if external && was.Type != corev1.ServiceTypeExternalName {
+		if spec.ClusterIP == was.ClusterIP && slices.Equal(spec.ClusterIPs, was.ClusterIPs) {
+			spec.ClusterIP, spec.ClusterIPs = "", nil
+		}
+		if slices.Equal(spec.IPFamilies, was.IPFamilies) {
+			spec.IPFamilies = nil
+		}
+		if apiequality.Semantic.DeepEqual(spec.IPFamilyPolicy, was.IPFamilyPolicy) {
+			spec.IPFamilyPolicy = nil
+		}
+		if apiequality.Semantic.DeepEqual(spec.InternalTrafficPolicy, was.InternalTrafficPolicy) {
+			spec.InternalTrafficPolicy = nil
+		}
+	}
+	nodePorts := spec.Type == corev1.ServiceTypeNodePort || spec.Type == corev1.ServiceTypeLoadBalancer
+	hadNodePorts := was.Type == corev1.ServiceTypeNodePort || was.Type == corev1.ServiceTypeLoadBalancer
+	if hadNodePorts && !nodePorts {
+		oldPorts := map[int32]bool{}
+		for _, p := range was.Ports {
+			oldPorts[p.NodePort] = true
+		}
+		for i := range spec.Ports {
+			if oldPorts[spec.Ports[i].NodePort] {
+				spec.Ports[i].NodePort = 0
+			}
+		}
+		if spec.ExternalTrafficPolicy == was.ExternalTrafficPolicy {
+			spec.ExternalTrafficPolicy = ""
+		}
+	}
 }
