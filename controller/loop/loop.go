@@ -75,9 +75,9 @@ type Loop struct {
 	metrics   *Metrics
 	log       *zap.Logger
 
-	mu          sync.Mutex
-	busy        time.Duration // total time spent in reconcile, for benchmarks
-	reconciles  int64
+	mu         sync.Mutex
+	busy       time.Duration // total time spent in reconcile, for benchmarks
+	reconciles int64
 }
 
 // New returns a loop named name (the metrics' controller label and the
@@ -88,11 +88,11 @@ func New(name string, fn ReconcileFunc, m *Metrics, log *zap.Logger) *Loop {
 	}
 	rl := workqueue.DefaultTypedControllerRateLimiter[string]()
 	return &Loop{
-		name:        name,
-		queue:       workqueue.NewTypedRateLimitingQueueWithConfig(rl, workqueue.TypedRateLimitingQueueConfig[string]{Name: name}),
-		reconcile:   fn,
-		metrics:     m,
-		log:         log.Named(name),
+		name:      name,
+		queue:     workqueue.NewTypedRateLimitingQueueWithConfig(rl, workqueue.TypedRateLimitingQueueConfig[string]{Name: name}),
+		reconcile: fn,
+		metrics:   m,
+		log:       log.Named(name),
 	}
 }
 
