@@ -16,8 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
 
-	f "github.com/kubeish/kubeish/scheduler/framework/fwtest"
 	"github.com/kubeish/kubeish/pkg/testenv"
+	f "github.com/kubeish/kubeish/scheduler/framework/fwtest"
 )
 
 // createNode creates a Node and then sets its status (status in a create
@@ -483,4 +483,3 @@ func TestBindingRefusesBoundPod(t *testing.T) {
 		t.Fatalf("second binding: %v, want a conflict", err)
 	}
 }
-
