@@ -42,11 +42,14 @@ func readyCondition(n *corev1.Node) *corev1.NodeCondition {
 func Decide(n *corev1.Node, lastHeard, now time.Time, grace, eviction time.Duration) Plan {
 	var p Plan
 	ready := readyCondition(n)
-	status := corev1.ConditionUnknown
-	since := n.CreationTimestamp.Time
-	if ready != nil {
-		status, since = ready.Status, ready.LastTransitionTime.Time
+	if ready == nil {
+		// Never reported: Unknown only once the grace period is over.
+		if now.Sub(lastHeard) <= grace {
+			return p
+		}
+		return Plan{MarkUnknown: true, Taint: UnreachableTaint, PodsNotReady: true, Wait: eviction}
 	}
+	status, since := ready.Status, ready.LastTransitionTime.Time
 	if now.Sub(lastHeard) > grace && status != corev1.ConditionUnknown {
 		p.MarkUnknown = true
 		status, since = corev1.ConditionUnknown, now
