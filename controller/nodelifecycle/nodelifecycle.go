@@ -172,6 +172,15 @@ func (c *Controller) nodeDeleted(obj any) {
 	c.mu.Lock()
 	delete(c.heard, n.Name)
 	c.mu.Unlock()
+	// A freed CIDR may be what a waiting node needs.
+	if c.cidrs != nil && len(n.Spec.PodCIDRs) > 0 {
+		nodes, _ := c.nodes.List(labels.Everything())
+		for _, other := range nodes {
+			if other.Spec.PodCIDR == "" {
+				c.ipam.Add(other.Name)
+			}
+		}
+	}
 }
 
 // Run occupies the CIDRs existing nodes hold, then runs both loops and
