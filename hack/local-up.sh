@@ -1,0 +1,280 @@
+#!/usr/bin/env bash
+# hack/local-up.sh: a kubeish cluster on this machine, in the foreground.
+#
+#   hack/local-up.sh [up]          start it; Ctrl-C stops everything and cleans up
+#   hack/local-up.sh down          clean up after a crash (processes it recorded, namespaces, context)
+#   hack/local-up.sh exec HOST CMD run CMD on a simulated host (kubeish-cp, node-1, ...)
+#   hack/local-up.sh shell HOST    a shell there
+#
+# Options (environment): NODES (default 1), DATA_DIR (default ./.data),
+# BIN (default ./bin), SKIP_BUILD (non-empty: use BIN as it is), LOG_LEVEL (default info), KUBECONFIG_FILE (default:
+# client-go's rules, i.e. $KUBECONFIG or ~/.kube/config).
+#
+# Topology (DESIGN.md "Local topology"): every simulated host is a network
+# namespace: kubeish-cp (10.250.0.1) runs apiserver, controller and
+# scheduler; kubeish-node-N (10.250.0.(N+1)) runs one kubeletish. Their veths
+# meet on a bridge in a namespace of its own, kubeish-net; the root namespace
+# gets no address on it. The user reaches the apiserver on 127.0.0.1:6443
+# through a forwarder that dials from inside kubeish-cp, and a "kubeish"
+# context is merged into the kubeconfig.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+NODES=${NODES:-1}
+DATA_DIR=${DATA_DIR:-$ROOT/.data}
+BIN=${BIN:-$ROOT/bin}
+LOG_LEVEL=${LOG_LEVEL:-info}
+KUBECONFIG_FILE=${KUBECONFIG_FILE:-}
+RUN_DIR=/run/kubeish          # short socket paths (< 107 bytes)
+PIDS_FILE=$RUN_DIR/pids
+NET_NS=kubeish-net
+CP_NS=kubeish-cp
+CP_IP=10.250.0.1
+PREFIX=24
+API_PORT=6443
+SERVICE_CIDR=10.96.0.0/16
+CLUSTER_CIDR=10.244.0.0/16
+CONTAINERD_SOCK=$RUN_DIR/containerd.sock
+
+log() { printf '\033[1m[local-up]\033[0m %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+node_ns() { echo "kubeish-node-$1"; }
+node_ip() { echo "10.250.0.$(($1 + 1))"; }
+
+host_ns() {
+  case $1 in
+    kubeish-cp|cp) echo $CP_NS ;;
+    node-*) echo "kubeish-$1" ;;
+    kubeish-node-*) echo "$1" ;;
+    *) die "unknown host $1 (kubeish-cp, node-1, node-2, ...)" ;;
+  esac
+}
+
+in_ns() { local ns=$1; shift; nsenter --net=/run/netns/"$ns" "$@"; }
+
+need_root() { [ "$(id -u)" = 0 ] || die "run as root (network namespaces, containerd)"; }
+
+install_packages() {
+  local missing=()
+  command -v containerd >/dev/null || missing+=(containerd)
+  command -v runc >/dev/null || missing+=(runc)
+  [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+  command -v iptables >/dev/null || missing+=(iptables)
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v nsenter >/dev/null || missing+=(util-linux)
+  command -v curl >/dev/null || missing+=(curl)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+build() {
+  if [ -n "${SKIP_BUILD:-}" ]; then log "SKIP_BUILD set: using the binaries in $BIN"; return; fi
+  log "building binaries into $BIN"
+  make -s build BIN="$BIN"
+  go build -o "$BIN/localup" ./hack/localup
+}
+
+# start NAME NS CMD...: run CMD in host namespace NS (or the root one when
+# NS is empty) with every line of its output prefixed by NAME; record its PID.
+start() {
+  local name=$1 ns=$2; shift 2
+  local color=$(( 31 + $(printf '%s' "$name" | cksum | cut -d' ' -f1) % 6 ))
+  if [ -n "$ns" ]; then
+    nsenter --net=/run/netns/"$ns" "$@" > >(sed -u "s/^/$(printf '\033[%dm' $color)[$name]$(printf '\033[0m') /") 2>&1 &
+  else
+    "$@" > >(sed -u "s/^/$(printf '\033[%dm' $color)[$name]$(printf '\033[0m') /") 2>&1 &
+  fi
+  echo "$! $name" >> "$PIDS_FILE"
+}
+
+make_netns() {
+  local ns=$1
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+}
+
+# add_host NS IP: a veth from host NS to the bridge.
+add_host() {
+  local ns=$1 ip=$2 i=$3
+  make_netns "$ns"
+  ip link add "kb$i" netns "$NET_NS" type veth peer name eth0 netns "$ns"
+  ip -n "$NET_NS" link set "kb$i" master br0 up
+  ip -n "$ns" addr add "$ip/$PREFIX" dev eth0
+  ip -n "$ns" link set eth0 up
+}
+
+setup_network() {
+  log "creating hosts: $CP_NS and $NODES node(s)"
+  make_netns "$NET_NS"
+  ip -n "$NET_NS" link add br0 type bridge
+  ip -n "$NET_NS" link set br0 up
+  add_host "$CP_NS" "$CP_IP" 0
+  for n in $(seq 1 "$NODES"); do
+    add_host "$(node_ns "$n")" "$(node_ip "$n")" "$n"
+    # Pods route through the node.
+    in_ns "$(node_ns "$n")" sysctl -qw net.ipv4.ip_forward=1
+  done
+}
+
+write_kubeconfigs() {
+  mkdir -p "$DATA_DIR"
+  # Components on the simulated hosts talk to the apiserver directly.
+  cat > "$DATA_DIR/cluster.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters: [{name: kubeish, cluster: {server: "http://$CP_IP:$API_PORT"}}]
+users: [{name: kubeish, user: {}}]
+contexts: [{name: kubeish, context: {cluster: kubeish, user: kubeish}}]
+current-context: kubeish
+EOF
+  local args=(--server "http://127.0.0.1:$API_PORT")
+  [ -n "$KUBECONFIG_FILE" ] && args+=(--kubeconfig "$KUBECONFIG_FILE")
+  "$BIN/localup" kubeconfig set "${args[@]}"
+}
+
+start_containerd() {
+  local root=$DATA_DIR/containerd
+  mkdir -p "$root"
+  cat > "$root/config.toml" <<EOF
+version = 2
+root = "$root/root"
+state = "$RUN_DIR/containerd-state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$CONTAINERD_SOCK"
+[plugins."io.containerd.runtime.v1.linux"]
+  shim_debug = false
+EOF
+  start containerd "" containerd --config "$root/config.toml" --log-level warn
+  wait_for "containerd" 30 test -S "$CONTAINERD_SOCK"
+}
+
+start_control_plane() {
+  start apiserver $CP_NS "$BIN/apiserver" \
+    --listen-address "$CP_IP:$API_PORT" --insecure-allow-remote \
+    --advertise-address "$CP_IP" \
+    --data-dir "$DATA_DIR/apiserver" \
+    --etcd-listen-client-url http://127.0.0.1:2379 --etcd-listen-peer-url http://127.0.0.1:2380 \
+    --service-cluster-ip-range "$SERVICE_CIDR" --log-level "$LOG_LEVEL"
+  start forwarder "" "$BIN/localup" forward --listen "127.0.0.1:$API_PORT" \
+    --netns /run/netns/$CP_NS --target "$CP_IP:$API_PORT"
+  wait_for "the apiserver" 60 curl -fsS -o /dev/null "http://127.0.0.1:$API_PORT/readyz"
+  local kc=$DATA_DIR/cluster.kubeconfig
+  if [ -x "$BIN/controller" ]; then
+    start controller $CP_NS "$BIN/controller" --kubeconfig "$kc" --bind-address 127.0.0.1:10257 \
+      --cluster-cidr "$CLUSTER_CIDR" --log-level "$LOG_LEVEL"
+  fi
+  if [ -x "$BIN/scheduler" ]; then
+    start scheduler $CP_NS "$BIN/scheduler" --kubeconfig "$kc" --bind-address 127.0.0.1:10259 \
+      --log-level "$LOG_LEVEL"
+  fi
+}
+
+start_nodes() {
+  [ -x "$BIN/kubeletish" ] || { log "no kubeletish binary yet: control plane only"; return; }
+  start_containerd
+  local kc=$DATA_DIR/cluster.kubeconfig
+  for n in $(seq 1 "$NODES"); do
+    start "node-$n" "$(node_ns "$n")" "$BIN/kubeletish" \
+      --node-name "node-$n" --node-ip "$(node_ip "$n")" --kubeconfig "$kc" \
+      --containerd-address "$CONTAINERD_SOCK" --containerd-namespace "kubeish-node-$n" \
+      --root-dir "$DATA_DIR/nodes/node-$n" --cni-bin-dir /usr/lib/cni \
+      --cluster-cidr "$CLUSTER_CIDR" --service-cluster-ip-range "$SERVICE_CIDR" \
+      --log-level "$LOG_LEVEL"
+  done
+}
+
+# wait_for WHAT SECONDS CMD...: poll CMD until it succeeds or time runs out.
+wait_for() {
+  local what=$1 secs=$2; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || die "$what did not come up within ${secs}s"
+    sleep 0.2
+  done
+}
+
+# stop_processes: SIGTERM every process we recorded (by PID, never by
+# name), newest first, then SIGKILL what is left after 10 s.
+stop_processes() {
+  [ -f "$PIDS_FILE" ] || return 0
+  local pids=()
+  while read -r pid name; do
+    if kill -0 "$pid" 2>/dev/null; then pids=("$pid" "${pids[@]}"); fi
+  done < "$PIDS_FILE"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  local deadline=$((SECONDS + 10))
+  for pid in "${pids[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  rm -f "$PIDS_FILE"
+}
+
+all_running() {
+  local pid name
+  while read -r pid name; do
+    kill -0 "$pid" 2>/dev/null || { log "$name (pid $pid) exited"; return 1; }
+  done < "$PIDS_FILE"
+}
+
+remove_netns() {
+  local ns
+  for ns in $(ip netns list | awk '{print $1}' | grep -E '^kubeish-' || true); do
+    ip netns delete "$ns" 2>/dev/null || true
+  done
+}
+
+down() {
+  trap - EXIT INT TERM
+  log "stopping"
+  stop_processes
+  remove_netns
+  local args=()
+  [ -n "$KUBECONFIG_FILE" ] && args+=(--kubeconfig "$KUBECONFIG_FILE")
+  [ -x "$BIN/localup" ] && "$BIN/localup" kubeconfig remove "${args[@]}" || true
+  log "stopped; data stays in $DATA_DIR (rm -rf it for a fresh cluster)"
+}
+
+up() {
+  need_root
+  if [ -f "$PIDS_FILE" ] || ip netns list | grep -q '^kubeish-'; then
+    die "a cluster seems to be running or left over: run 'make down' first"
+  fi
+  install_packages
+  build
+  mkdir -p "$RUN_DIR" "$DATA_DIR"
+  : > "$PIDS_FILE"
+  trap down EXIT
+  trap 'exit 130' INT TERM
+  setup_network
+  write_kubeconfigs
+  start_control_plane
+  start_nodes
+  cat >&2 <<EOF
+
+$(log "kubeish is up: apiserver http://127.0.0.1:$API_PORT, context 'kubeish'")
+  try:
+    curl http://127.0.0.1:$API_PORT/api/v1/namespaces
+    bin/kctl apply -f manifests/deployment.yaml && bin/kctl get pods -o wide
+    hack/local-up.sh shell node-1
+  Ctrl-C stops the cluster.
+
+EOF
+  # Run until interrupted or until a component dies.
+  while all_running; do sleep 1; done
+  log "a component exited; stopping the cluster"
+}
+
+case ${1:-up} in
+  up) up ;;
+  down) need_root; down ;;
+  exec) need_root; [ $# -ge 3 ] || die "usage: $0 exec HOST CMD..."; ns=$(host_ns "$2"); shift 2; in_ns "$ns" "$@" ;;
+  shell) need_root; [ $# -ge 2 ] || die "usage: $0 shell HOST"; in_ns "$(host_ns "$2")" "${SHELL:-/bin/bash}" ;;
+  *) die "unknown command $1 (up, down, exec, shell)" ;;
+esac
