@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -30,9 +31,8 @@ func (s *Server) deleteOptions(req *request) (*metav1.DeleteOptions, error) {
 		return nil, err
 	}
 	if len(body) > 0 {
-		gvk := metav1.SchemeGroupVersion.WithKind("DeleteOptions")
-		if _, _, err := s.codecs.factory.UniversalDeserializer().Decode(body, &gvk, opts); err != nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("the body is not DeleteOptions: %v", err))
+		if err := s.decodeDeleteOptions(body, opts); err != nil {
+			return nil, err
 		}
 	}
 	q := req.r.URL.Query()
@@ -259,5 +259,26 @@ func (s *Server) deleteCollection(req *request) error {
 		return err
 	}
 	s.writeObject(req.w, req.r, http.StatusOK, list)
+	return nil
+}
+
+// decodeDeleteOptions reads a DeleteOptions body. client-go labels it
+// apiVersion v1, kubectl meta.k8s.io/v1 (the group the type lives in); both
+// are the same type, so a JSON body of either is read as it is.
+func (s *Server) decodeDeleteOptions(body []byte, opts *metav1.DeleteOptions) error {
+	var tm metav1.TypeMeta
+	if json.Unmarshal(body, &tm) == nil {
+		if (tm.Kind != "" && tm.Kind != "DeleteOptions") || (tm.APIVersion != "" && tm.APIVersion != "v1" && tm.APIVersion != metav1.SchemeGroupVersion.String()) {
+			return apierrors.NewBadRequest(fmt.Sprintf("the body is a %s %s, not DeleteOptions", tm.APIVersion, tm.Kind))
+		}
+		if err := json.Unmarshal(body, opts); err != nil {
+			return apierrors.NewBadRequest(fmt.Sprintf("the body is not DeleteOptions: %v", err))
+		}
+		return nil
+	}
+	gvk := metav1.SchemeGroupVersion.WithKind("DeleteOptions")
+	if _, _, err := s.codecs.factory.UniversalDeserializer().Decode(body, &gvk, opts); err != nil {
+		return apierrors.NewBadRequest(fmt.Sprintf("the body is not DeleteOptions: %v", err))
+	}
 	return nil
 }

@@ -52,6 +52,7 @@ type Server struct {
 	log     *zap.Logger
 	metrics *metrics
 	router  *mux.Router
+	openapi openAPIDocs
 }
 
 // New builds the server and its routes.
@@ -98,6 +99,8 @@ func (s *Server) routes() {
 	r.HandleFunc("/livez", s.healthz)
 	r.HandleFunc("/readyz", s.readyz)
 	r.HandleFunc("/version", s.version)
+	r.HandleFunc("/openapi/v3", s.openAPIIndex)
+	r.PathPrefix("/openapi/v3/").HandlerFunc(s.openAPIGroupVersion)
 	r.HandleFunc("/api", s.discoveryAPI)
 	r.HandleFunc("/apis", s.discoveryGroups)
 	r.HandleFunc("/api/v1", s.discoveryResources(schema.GroupVersion{Version: "v1"}))
