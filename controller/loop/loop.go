@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -181,7 +182,12 @@ func (l *Loop) next(ctx context.Context) bool {
 	default:
 		l.metrics.total.WithLabelValues(l.name, "error").Inc()
 		l.metrics.errors.WithLabelValues(l.name).Inc()
-		l.log.Info("reconcile failed; retrying with backoff", zap.String("key", key),
+		// A conflict only means the cache was behind a write: routine.
+		lvl := zap.InfoLevel
+		if apierrors.IsConflict(err) {
+			lvl = zap.DebugLevel
+		}
+		l.log.Log(lvl, "reconcile failed; retrying with backoff", zap.String("key", key),
 			zap.Int("retries", l.queue.NumRequeues(key)), zap.Error(err))
 		l.queue.AddRateLimited(key)
 	}
