@@ -244,10 +244,13 @@ func TestLeaderHandover(t *testing.T) {
 	ctltest.Eventually(t, 30*time.Second, "8 ready pods", readyPods(8))
 	served := time.Since(killed)
 	t.Logf("handover after %s (lease %s, retry %s); scaled to 8 after %s", handover.Round(10*time.Millisecond), lease, retry, served.Round(10*time.Millisecond))
-	// The standby takes over once the last renewal is lease old; it polls
-	// every retry period (with client-go's jitter, up to 1.2×).
-	if limit := lease + 2*retry; handover > limit {
-		t.Errorf("handover took %s, more than lease + 2×retry = %s", handover, limit)
+	// The standby takes over once it has seen the lease unchanged for the
+	// lease duration. It polls every retry period (with client-go's jitter,
+	// up to 1.2×), so it sees the leader's last renewal up to one poll late
+	// and the expiry up to one poll late: lease + 2.4×retry, plus request
+	// latency on a loaded machine.
+	if limit := lease + 3*retry; handover > limit {
+		t.Errorf("handover took %s, more than lease + 3×retry = %s", handover, limit)
 	}
 	// A moment more for a stray duplicate to show up.
 	time.Sleep(time.Second) //nolint:forbidigo // waiting for something that must not happen
