@@ -229,10 +229,17 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	}
 
 	var manageErr error
+	managed := false
 	if c.expect.Satisfied(key) && rs.DeletionTimestamp == nil {
 		active, manageErr = c.manage(ctx, rs, key, active)
+		managed = true
 	}
 	status, next := CalculateStatus(rs, active, c.cfg.Now())
+	if !managed {
+		// observedGeneration says the loop has acted on that spec (the
+		// Deployment loop relies on it before scaling further); it has not.
+		status.ObservedGeneration = rs.Status.ObservedGeneration
+	}
 	setFailureCondition(&status, manageErr, c.cfg.Now())
 	if !apiequality.Semantic.DeepEqual(status, rs.Status) {
 		rs.Status = status
