@@ -100,21 +100,27 @@ func (o *Options) Validate() error {
 			errs = append(errs, fmt.Errorf("--cluster-cidr/--node-cidr-mask-size: %w", err))
 		}
 	}
-	for name, d := range map[string]time.Duration{
-		"--node-monitor-period": o.NodeMonitorPeriod, "--node-monitor-grace-period": o.NodeMonitorGracePeriod,
-		"--pod-eviction-timeout": o.PodEvictionTimeout,
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{
+		{"--node-monitor-period", o.NodeMonitorPeriod}, {"--node-monitor-grace-period", o.NodeMonitorGracePeriod},
+		{"--pod-eviction-timeout", o.PodEvictionTimeout},
 	} {
-		if d <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be positive, not %s", name, d))
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, not %s", d.flag, d.v))
 		}
 	}
-	for name, n := range map[string]int{
-		"--concurrent-replicaset-syncs": o.ConcurrentReplicaSetSyncs, "--concurrent-deployment-syncs": o.ConcurrentDeploymentSyncs,
-		"--concurrent-endpoint-syncs": o.ConcurrentEndpointSyncs, "--concurrent-namespace-syncs": o.ConcurrentNamespaceSyncs,
-		"--concurrent-node-syncs": o.ConcurrentNodeSyncs, "--concurrent-gc-syncs": o.ConcurrentGCSyncs,
+	for _, n := range []struct {
+		flag string
+		v    int
+	}{
+		{"--concurrent-replicaset-syncs", o.ConcurrentReplicaSetSyncs}, {"--concurrent-deployment-syncs", o.ConcurrentDeploymentSyncs},
+		{"--concurrent-endpoint-syncs", o.ConcurrentEndpointSyncs}, {"--concurrent-namespace-syncs", o.ConcurrentNamespaceSyncs},
+		{"--concurrent-node-syncs", o.ConcurrentNodeSyncs}, {"--concurrent-gc-syncs", o.ConcurrentGCSyncs},
 	} {
-		if n < 1 {
-			errs = append(errs, fmt.Errorf("%s must be at least 1, not %d", name, n))
+		if n.v < 1 {
+			errs = append(errs, fmt.Errorf("%s must be at least 1, not %d", n.flag, n.v))
 		}
 	}
 	return errors.Join(errs...)
