@@ -176,6 +176,11 @@ func TestNodeLifecycle(t *testing.T) {
 	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}, Spec: corev1.ServiceSpec{
+		Selector: labels, Ports: []corev1.ServicePort{{Port: 80}}}}
+	if _, err := cs.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	podsOn := func(node string) (ready, total int, err error) {
 		list, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
@@ -218,6 +223,33 @@ func TestNodeLifecycle(t *testing.T) {
 		}
 	}()
 	defer w.Stop()
+	// And the Endpoints, to see those pods leave the ready addresses.
+	epw, err := cs.CoreV1().Endpoints(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer epw.Stop()
+	var leftEndpoints atomic.Bool
+	go func() {
+		for ev := range epw.ResultChan() {
+			ep, ok := ev.Object.(*corev1.Endpoints)
+			if !ok {
+				continue
+			}
+			ready, notReadyOnA := 0, 0
+			for _, sub := range ep.Subsets {
+				ready += len(sub.Addresses)
+				for _, a := range sub.NotReadyAddresses {
+					if a.NodeName != nil && *a.NodeName == "node-a" {
+						notReadyOnA++
+					}
+				}
+			}
+			if ready == 0 && notReadyOnA == 4 {
+				leftEndpoints.Store(true)
+			}
+		}
+	}()
 
 	a.stopped.Store(true)
 	dead.Store(true)
@@ -251,6 +283,9 @@ func TestNodeLifecycle(t *testing.T) {
 	}
 	if markedNotReady.Load() == 0 {
 		t.Error("pods on the unreachable node were never marked not ready")
+	}
+	if !leftEndpoints.Load() {
+		t.Error("the unreachable node's pods never moved to the Endpoints' notReadyAddresses")
 	}
 	nb, _ := cs.CoreV1().Nodes().Get(ctx, "node-b", metav1.GetOptions{})
 	if nodeReady(nb) != corev1.ConditionTrue || hasTaint(nb, corev1.TaintNodeUnreachable) {
