@@ -7,6 +7,7 @@ package bench
 // SCHED_BENCH_LARGE=1 adds (1,000, 10,000) and (5,000, 10,000).
 // SCHED_BENCH_PROFILE=DIR writes a CPU profile of the scheduler process
 // (from /debug/pprof, SCHED_BENCH_PROFILE_SECONDS long, default 5) per run.
+// SCHED_BENCH_ARGS adds scheduler flags (e.g. "--max-inflight-binds=128").
 
 import (
 	"bufio"
@@ -99,8 +100,9 @@ func runOnce(tb testing.TB, nodes, pods int) result {
 	addr := freeAddr(tb)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cmd := exec.CommandContext(ctx, schedulerBin, "--server", env.URL, "--leader-elect=false",
-		"--bind-address", addr, "--kube-api-qps=-1", "--log-level=warn")
+	args := []string{"--server", env.URL, "--leader-elect=false", "--bind-address", addr, "--kube-api-qps=-1", "--log-level=warn"}
+	args = append(args, strings.Fields(os.Getenv("SCHED_BENCH_ARGS"))...)
+	cmd := exec.CommandContext(ctx, schedulerBin, args...)
 	cmd.Stderr = os.Stderr
 	start := time.Now()
 	if err := cmd.Start(); err != nil {

@@ -166,7 +166,11 @@ func (c *Cache) AddPod(pod *v1.Pod) {
 func (c *Cache) replaceLocked(ps *podState, pod *v1.Pod) {
 	ni := c.touch(ps.node)
 	ni.RemovePod(ps.pod.Key)
-	ps.pod = framework.NewPodInfo(pod)
+	// Requests, ports, affinity and owner come from fields a binding does
+	// not change: reuse them rather than recompute.
+	pi := *ps.pod
+	pi.Pod = pod
+	ps.pod = &pi
 	ni.AddPod(ps.pod)
 }
 

@@ -60,23 +60,13 @@ func (NodeReady) EventsToRegister() framework.ClusterEvent {
 
 // Filter implements framework.FilterPlugin.
 func (NodeReady) Filter(pod *framework.PodInfo, node *framework.NodeInfo) *framework.Status {
-	if IsNodeReady(node.Node) {
+	if node.Ready {
 		return nil
 	}
 	if tolerates(pod.Pod.Spec.Tolerations, &v1.Taint{Key: v1.TaintNodeNotReady, Effect: v1.TaintEffectNoSchedule}) {
 		return nil
 	}
 	return framework.NewStatus(framework.Unschedulable, ErrReasonNotReady)
-}
-
-// IsNodeReady is true when the node's Ready condition is True.
-func IsNodeReady(n *v1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == v1.NodeReady {
-			return c.Status == v1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // NodeUnschedulable rejects cordoned nodes (spec.unschedulable) unless the
