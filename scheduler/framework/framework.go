@@ -39,6 +39,12 @@ const MinFeasibleNodesToFind = 100
 type Framework struct {
 	cfg       Config
 	nextStart int
+	// Buffers reused across cycles (Schedule runs on one goroutine): at
+	// 5,000 nodes, allocating and clearing them per pod showed in the
+	// profile as GC and memclr time.
+	statusBuf   []*Status
+	feasibleBuf []*NodeInfo
+	scoreBuf    []int64
 }
 
 // New validates cfg and returns a Framework.
@@ -133,8 +139,14 @@ func (f *Framework) findNodesThatFit(ctx context.Context, pod *PodInfo, nodes []
 	diag := Diagnosis{NodeToStatus: map[string]*Status{}, UnschedulablePlugins: map[string]struct{}{}}
 	n := len(nodes)
 	want := f.NumFeasibleNodesToFind(n)
-	feasible := make([]*NodeInfo, want)
-	statuses := make([]*Status, n)
+	if cap(f.feasibleBuf) < want {
+		f.feasibleBuf = make([]*NodeInfo, want)
+	}
+	if cap(f.statusBuf) < n {
+		f.statusBuf = make([]*Status, n)
+	}
+	feasible := f.feasibleBuf[:want]
+	statuses := f.statusBuf[:n]
 	var found atomic.Int32
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -162,6 +174,7 @@ func (f *Framework) findNodesThatFit(ctx context.Context, pod *PodInfo, nodes []
 		if st == nil {
 			continue
 		}
+		statuses[i] = nil // leave the buffer clean for the next cycle
 		name := nodes[(start+i)%n].Name()
 		diag.NodeToStatus[name] = st
 		diag.UnschedulablePlugins[st.Plugin] = struct{}{}
@@ -169,7 +182,9 @@ func (f *Framework) findNodesThatFit(ctx context.Context, pod *PodInfo, nodes []
 			firstErr = st
 		}
 	}
-	feasible = feasible[:found.Load()]
+	// The caller's slice must not alias the reused buffer.
+	feasible = append([]*NodeInfo(nil), feasible[:found.Load()]...)
+	clear(f.feasibleBuf[:want])
 	// Kubernetes moves the start past every node it looked at, so that
 	// consecutive pods begin their search at different nodes.
 	f.nextStart = (start + len(feasible) + len(diag.NodeToStatus)) % n
@@ -184,9 +199,14 @@ func (f *Framework) prioritize(ctx context.Context, pod *PodInfo, nodes []*NodeI
 	if len(f.cfg.Scores) == 0 {
 		return totals
 	}
+	need := len(f.cfg.Scores) * len(nodes)
+	if cap(f.scoreBuf) < need {
+		f.scoreBuf = make([]int64, need)
+	}
+	buf := f.scoreBuf[:need]
 	scores := make([][]int64, len(f.cfg.Scores))
 	for i := range scores {
-		scores[i] = make([]int64, len(nodes))
+		scores[i] = buf[i*len(nodes) : (i+1)*len(nodes)]
 	}
 	parallelizeUntil(ctx, f.cfg.Parallelism, len(nodes), func(j int) {
 		for i, p := range f.cfg.Scores {

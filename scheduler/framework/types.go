@@ -260,6 +260,8 @@ type NodeInfo struct {
 	// Ready is the node's Ready condition being True (kept with the node
 	// so the filter does not scan conditions once per pod).
 	Ready bool
+	// Unschedulable mirrors Node.Spec.Unschedulable, for the same reason.
+	Unschedulable bool
 	// Generation increases with every change (set by the cache).
 	Generation int64
 }
@@ -286,8 +288,9 @@ func (n *NodeInfo) Name() string {
 func (n *NodeInfo) SetNode(node *v1.Node) {
 	n.Node = node
 	n.Allocatable = Resource{}
-	n.Ready = false
+	n.Ready, n.Unschedulable = false, false
 	if node != nil {
+		n.Unschedulable = node.Spec.Unschedulable
 		n.Allocatable = NewResource(node.Status.Allocatable)
 		for _, c := range node.Status.Conditions {
 			if c.Type == v1.NodeReady {
@@ -353,6 +356,7 @@ func (n *NodeInfo) Clone() *NodeInfo {
 		NonZeroRequested: n.NonZeroRequested.Clone(),
 		UsedPorts:        append([]HostPort(nil), n.UsedPorts...),
 		Ready:            n.Ready,
+		Unschedulable:    n.Unschedulable,
 		Generation:       n.Generation,
 	}
 	if n.OwnerCounts != nil {

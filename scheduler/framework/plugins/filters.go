@@ -82,7 +82,7 @@ func (NodeUnschedulable) EventsToRegister() framework.ClusterEvent {
 
 // Filter implements framework.FilterPlugin.
 func (NodeUnschedulable) Filter(pod *framework.PodInfo, node *framework.NodeInfo) *framework.Status {
-	if !node.Node.Spec.Unschedulable {
+	if !node.Unschedulable {
 		return nil
 	}
 	if tolerates(pod.Pod.Spec.Tolerations, &v1.Taint{Key: v1.TaintNodeUnschedulable, Effect: v1.TaintEffectNoSchedule}) {
