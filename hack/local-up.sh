@@ -166,11 +166,11 @@ start_control_plane() {
   wait_for "the apiserver" 60 curl -fsS -o /dev/null "http://127.0.0.1:$API_PORT/readyz"
   local kc=$DATA_DIR/cluster.kubeconfig
   if [ -x "$BIN/controller" ]; then
-    start controller $CP_NS "$BIN/controller" --kubeconfig "$kc" --bind-address 127.0.0.1:10257 \
+    start controller $CP_NS "$BIN/controller" --kubeconfig "$kc" --bind-address "$CP_IP:10257" \
       --cluster-cidr "$CLUSTER_CIDR" --log-level "$LOG_LEVEL"
   fi
   if [ -x "$BIN/scheduler" ]; then
-    start scheduler $CP_NS "$BIN/scheduler" --kubeconfig "$kc" --bind-address 127.0.0.1:10259 \
+    start scheduler $CP_NS "$BIN/scheduler" --kubeconfig "$kc" --bind-address "$CP_IP:10259" \
       --log-level "$LOG_LEVEL"
   fi
 }
