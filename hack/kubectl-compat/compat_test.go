@@ -338,6 +338,23 @@ func TestKubectl(t *testing.T) {
 		contains(t, "scale subresource", c.ok("get", "--raw", "/apis/apps/v1/namespaces/default/deployments/web/scale"),
 			`"kind":"Scale"`, `"apiVersion":"autoscaling/v1"`, `"replicas":4`)
 	})
+	t.Run("rollout status", func(t *testing.T) {
+		// The Deployment controller's part, written by hand: the status
+		// of a rollout that is done.
+		gen := c.ok("get", "deploy", "web", "-o", "jsonpath={.metadata.generation}")
+		r := c.run("rollout", "status", "deployment", "web", "--watch=false")
+		want(t, "before", r.out, "Waiting for deployment spec update to be observed...\n")
+		status := fmt.Sprintf(`{"status":{"observedGeneration":%s,"replicas":4,"updatedReplicas":4,"readyReplicas":4,"availableReplicas":4}}`, gen)
+		req, _ := http.NewRequest("PATCH", c.url+"/apis/apps/v1/namespaces/default/deployments/web/status", strings.NewReader(status))
+		req.Header.Set("Content-Type", "application/merge-patch+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("status: %v %v", err, resp)
+		}
+		resp.Body.Close()
+		want(t, "after", c.ok("rollout", "status", "deployment", "web", "--timeout=20s"), "deployment \"web\" successfully rolled out\n")
+		want(t, "table", strings.Join(rowOf(t, c.ok("get", "deploy", "web"), "web")[:4], " "), "web 4/4 4 4")
+	})
 	t.Run("label and annotate", func(t *testing.T) {
 		want(t, "label", c.ok("label", "configmap", "web-config", "tier=front"), "configmap/web-config labeled\n")
 		want(t, "annotate", c.ok("annotate", "configmap", "web-config", "note=hi"), "configmap/web-config annotated\n")
@@ -349,7 +366,7 @@ func TestKubectl(t *testing.T) {
 	})
 	t.Run("describe", func(t *testing.T) {
 		out := c.ok("describe", "deployment", "web")
-		contains(t, "describe deployment", out, "Name:", "web", "Namespace:", "default", "Replicas:", "4 desired | 0 updated | 0 total | 0 available | 0 unavailable",
+		contains(t, "describe deployment", out, "Name:", "web", "Namespace:", "default", "Replicas:", "4 desired | 4 updated | 4 total | 4 available | 0 unavailable",
 			"StrategyType:", "RollingUpdate", "Image:", "example/web:2", "example/sidecar:1")
 		contains(t, "describe configmap", c.ok("describe", "cm", "web-config"), "Name:", "web-config", "GREETING", "hello")
 	})
