@@ -361,6 +361,9 @@ func TestLogs(t *testing.T) {
 
 func TestAPIResources(t *testing.T) {
 	k := newKctl(t)
+	if out := k.ok("version"); !strings.Contains(out, "Client Version: ") || !strings.Contains(out, "Server Version: v1.") {
+		t.Fatalf("version: %q", out)
+	}
 	out := k.ok("api-resources")
 	for name, want := range map[string]string{
 		"pods":        "pods po v1 true Pod",

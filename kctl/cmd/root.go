@@ -169,6 +169,7 @@ func NewRootCommand(ctx context.Context, s Streams) *cobra.Command {
 		newRolloutCommand(f, s),
 		newDiffCommand(f, s),
 		newAPIResourcesCommand(f, s),
+		newVersionCommand(f, s),
 	)
 	return root
 }
