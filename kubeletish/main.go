@@ -1,0 +1,59 @@
+// Command kubeletish is kubeish's node agent: it registers its Node,
+// heartbeats a Lease and runs the pods bound to the node in containerd,
+// with CNI networks, probes and logs.
+//
+//	kubeletish --node-ip IP [flags]          run the agent
+//	kubeletish images import FILE…           import OCI image archives (node-side)
+//	kubeletish log-driver FILE               (started by containerd's shim) write a container's output as CRI logs
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/kubeish/kubeish/kubeletish/app"
+	"github.com/kubeish/kubeish/kubeletish/logs"
+)
+
+func main() {
+	args := os.Args[1:]
+	if len(args) >= 2 && args[0] == "log-driver" {
+		if err := logs.RunDriver(args[1]); err != nil {
+			fmt.Fprintln(os.Stderr, "kubeletish log-driver:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	o := app.NewOptions()
+	fs := pflag.NewFlagSet("kubeletish", pflag.ExitOnError)
+	o.AddFlags(fs)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(args) >= 1 && args[0] == "images" {
+		_ = fs.Parse(args[1:])
+		rest := fs.Args()
+		if len(rest) < 2 || rest[0] != "import" {
+			fmt.Fprintln(os.Stderr, "usage: kubeletish images import [--containerd-address A] [--containerd-namespace N] FILE…")
+			os.Exit(2)
+		}
+		if err := o.ImportImages(ctx, rest[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, "kubeletish:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	_ = fs.Parse(args)
+	if err := o.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "kubeletish:", err)
+		os.Exit(2)
+	}
+	if err := o.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "kubeletish:", err)
+		os.Exit(1)
+	}
+}
