@@ -8,6 +8,7 @@ package bench
 // SCHED_BENCH_PROFILE=DIR writes a CPU profile of the scheduler process
 // (from /debug/pprof, SCHED_BENCH_PROFILE_SECONDS long, default 5) per run.
 // SCHED_BENCH_ARGS adds scheduler flags (e.g. "--max-inflight-binds=128").
+// SCHED_BENCH_TRACE=1 logs bound / in-flight / active counts while it runs.
 
 import (
 	"bufio"
@@ -131,7 +132,13 @@ func runOnce(tb testing.TB, nodes, pods int) result {
 	// /proc), so poll the counter gently.
 	waitFor(tb, 10*time.Minute, "all pods bound", func() bool {
 		time.Sleep(80 * time.Millisecond)
-		return scraped(get(base+"/metrics"), `scheduler_schedule_attempts_total{result="scheduled"}`) >= float64(pods)
+		page := get(base + "/metrics")
+		n := scraped(page, `scheduler_schedule_attempts_total{result="scheduled"}`)
+		if os.Getenv("SCHED_BENCH_TRACE") != "" {
+			tb.Logf("%6.2fs bound %6.0f inflight %3.0f active %5.0f", time.Since(synced).Seconds(), n,
+				scraped(page, "kubeish_scheduler_inflight_binds"), scraped(page, `scheduler_pending_pods{queue="active"}`))
+		}
+		return n >= float64(pods)
 	})
 	done := time.Now()
 	cpu, rss := procUsage(tb, cmd.Process.Pid)
