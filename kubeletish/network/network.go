@@ -159,8 +159,15 @@ func (m *Manager) Get(uid string) (*Sandbox, error) {
 
 // Setup makes the pod's sandbox, or returns the one it has.
 func (m *Manager) Setup(ctx context.Context, uid, namespace, name string, hostNetwork bool) (*Sandbox, error) {
-	if s, err := m.Get(uid); err != nil || s != nil {
-		return s, err
+	if s, err := m.Get(uid); err != nil {
+		return nil, err
+	} else if s != nil && (s.HostNetwork || s.IP != "") {
+		return s, nil
+	} else if s != nil {
+		// Half made (CNI ADD failed or the agent died during it): redo.
+		if err := m.Teardown(ctx, uid); err != nil {
+			return nil, err
+		}
 	}
 	s := &Sandbox{PodUID: uid, PodNamespace: namespace, PodName: name, HostNetwork: hostNetwork, CreatedAt: time.Now().UTC()}
 	if hostNetwork {
@@ -209,6 +216,7 @@ func (m *Manager) rt(s *Sandbox) *libcni.RuntimeConf {
 		NetNS:       s.NetNSPath,
 		IfName:      "eth0",
 		Args: [][2]string{
+			{"IgnoreUnknown", "1"},
 			{"K8S_POD_NAMESPACE", s.PodNamespace},
 			{"K8S_POD_NAME", s.PodName},
 			{"K8S_POD_UID", s.PodUID},

@@ -101,6 +101,9 @@ func (r *Containerd) GetSandbox(ctx context.Context, podUID string) (*Sandbox, e
 	if err != nil || s == nil {
 		return nil, err
 	}
+	if !s.HostNetwork && s.IP == "" {
+		return nil, nil // half made: RunSandbox redoes it
+	}
 	return fromNetwork(s), nil
 }
 

@@ -1,0 +1,350 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubeish/kubeish/pkg/image"
+	"github.com/kubeish/kubeish/pkg/testenv"
+	"github.com/kubeish/kubeish/pkg/testhost"
+)
+
+var (
+	agentBin  string
+	echoImage string // archive
+)
+
+const echoRef = "kubeish.local/echo:v1"
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		os.Exit(m.Run()) // the integration test skips itself
+	}
+	dir, err := os.MkdirTemp("", "kubeletish-bin-")
+	if err != nil {
+		panic(err)
+	}
+	agentBin = filepath.Join(dir, "kubeletish")
+	if b, err := exec.Command("go", "build", "-o", agentBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building kubeletish: %v\n%s", err, b)
+		os.Exit(1)
+	}
+	echoBin := filepath.Join(dir, "echo")
+	if err := image.BuildGoBinary("../hack/images/echo", ".", echoBin); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	echoImage = filepath.Join(dir, "echo.tar")
+	if err := image.BuildFile(image.Spec{Ref: echoRef, Files: map[string]string{"/echo": echoBin}, Entrypoint: []string{"/echo"}, ExposedPorts: []string{"8080/tcp"}}, "amd64", echoImage); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type node struct {
+	t       *testing.T
+	host    *testhost.Host
+	ctd     *testhost.Containerd
+	server  string
+	rootDir string
+	name    string
+	cmd     *exec.Cmd
+	logf    *os.File
+}
+
+func (n *node) start() {
+	n.t.Helper()
+	n.cmd = n.host.Command(context.Background(), agentBin,
+		"--server", n.server, "--node-name", n.name, "--node-ip", n.host.IP.String(),
+		"--containerd-address", n.ctd.Address, "--containerd-namespace", "kubeish-"+n.name,
+		"--root-dir", n.rootDir, "--pod-cidr", "10.244.1.0/24", "--port", "10250",
+		"--cgroup-parent", "/kubeish-test/"+n.name, "--log-level", "debug", "--lease-interval", "2s")
+	n.cmd.Stdout, n.cmd.Stderr = n.logf, n.logf
+	if err := n.cmd.Start(); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// kill ends the agent (nsenter execs it, so the PID is the agent's).
+func (n *node) kill() {
+	if n.cmd != nil && n.cmd.Process != nil {
+		_ = n.cmd.Process.Signal(syscall.SIGKILL)
+		_, _ = n.cmd.Process.Wait()
+		n.cmd = nil
+	}
+}
+
+func (n *node) httpClient() *http.Client {
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: n.host.DialContext, DisableKeepAlives: true}}
+}
+
+func (n *node) get(u string) (string, error) {
+	resp, err := n.httpClient().Get(u)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return string(b), fmt.Errorf("GET %s: %s: %s", u, resp.Status, b)
+	}
+	return string(b), err
+}
+
+func waitPod(t *testing.T, cs kubernetes.Interface, name string, timeout time.Duration, what string, cond func(*v1.Pod) bool) *v1.Pod {
+	t.Helper()
+	var last *v1.Pod
+	err := testhost.WaitFor(context.Background(), timeout, 200*time.Millisecond, func() (bool, error) {
+		p, err := cs.CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		last = p
+		return cond(p), nil
+	})
+	if err != nil {
+		t.Fatalf("pod %s: waiting for %s: %v\nlast status: %+v", name, what, err, last.Status)
+	}
+	return last
+}
+
+func TestNodeRunsPods(t *testing.T) {
+	testhost.Require(t, "containerd", "runc", "ip", "nsenter", "iptables")
+	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
+		t.Skip("needs the CNI plugins in /usr/lib/cni (apt-get install containernetworking-plugins)")
+	}
+	ctx := context.Background()
+	ctd := testhost.StartContainerd(t)
+	name := fmt.Sprintf("node-%d", os.Getpid()%10000)
+	ctd.CgroupParents = append(ctd.CgroupParents, "/kubeish-test/"+name)
+	env := testenv.Start(t)
+	nw := testhost.NewNetwork(t)
+	host := nw.AddHost("10.250.0.2/24")
+	u, _ := url.Parse(env.URL)
+	fwd := host.Forward(t, u.Host)
+
+	rootDir := t.TempDir()
+	logf, err := os.Create(filepath.Join(t.TempDir(), "kubeletish.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{t: t, host: host, ctd: ctd, server: "http://" + fwd, rootDir: rootDir, name: name, logf: logf}
+	t.Cleanup(func() {
+		n.kill()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("kubeletish log (tail):\n%s", tailStr(string(b), 15000))
+		}
+		// Containers first (containerd's cleanup runs later), then the
+		// sandboxes' namespaces under the root dir.
+		testhost.UnmountUnder(rootDir)
+	})
+
+	// Image import through the node-side command.
+	if out, err := exec.Command(agentBin, "images", "import", "--containerd-address", ctd.Address, "--containerd-namespace", "kubeish-"+name, echoImage).CombinedOutput(); err != nil {
+		t.Fatalf("images import: %v\n%s", err, out)
+	}
+	n.start()
+
+	// The node registers with its address and port, and becomes Ready.
+	cs := env.Client
+	err = testhost.WaitFor(ctx, 30*time.Second, 200*time.Millisecond, func() (bool, error) {
+		nd, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range nd.Status.Conditions {
+			if c.Type == v1.NodeReady && c.Status == v1.ConditionTrue {
+				return nd.Status.DaemonEndpoints.KubeletEndpoint.Port == 10250 && nd.Status.Addresses[0].Address == "10.250.0.2", nil
+			}
+		}
+		return false, fmt.Errorf("not ready: %+v", nd.Status.Conditions)
+	})
+	if err != nil {
+		t.Fatalf("node: %v", err)
+	}
+	if _, err := cs.CoordinationV1().Leases("kube-node-lease").Get(ctx, name, metav1.GetOptions{}); err != nil {
+		t.Fatalf("lease: %v", err)
+	}
+
+	// A pod with env and a configMap volume.
+	_, err = cs.CoreV1().ConfigMaps("default").Create(ctx, &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg"},
+		Data: map[string]string{"greeting": "hi there", "file.txt": "from a configmap"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	grace := int64(5)
+	echo := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "echo"},
+		Spec: v1.PodSpec{
+			NodeName:                      name,
+			TerminationGracePeriodSeconds: &grace,
+			Containers: []v1.Container{{
+				Name: "echo", Image: echoRef, ImagePullPolicy: v1.PullNever,
+				Env: []v1.EnvVar{
+					{Name: "POD_NAME", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+					{Name: "GREETING", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "cfg"}, Key: "greeting"}}},
+				},
+				VolumeMounts: []v1.VolumeMount{{Name: "cfg", MountPath: "/etc/config"}},
+				ReadinessProbe: &v1.Probe{ProbeHandler: v1.ProbeHandler{HTTPGet: &v1.HTTPGetAction{Path: "/healthz", Port: intOrStr(8080)}},
+					PeriodSeconds: 1},
+			}},
+			Volumes: []v1.Volume{{Name: "cfg", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "cfg"}}}}},
+		},
+	}
+	start := time.Now()
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, echo, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := waitPod(t, cs, "echo", 60*time.Second, "Running and Ready", func(p *v1.Pod) bool {
+		return p.Status.Phase == v1.PodRunning && p.Status.PodIP != "" && isReady(p)
+	})
+	t.Logf("pod Running and Ready after %v with IP %s", time.Since(start).Round(time.Millisecond), p.Status.PodIP)
+	if p.Status.HostIP != "10.250.0.2" {
+		t.Errorf("hostIP = %q", p.Status.HostIP)
+	}
+	base := "http://" + net.JoinHostPort(p.Status.PodIP, "8080")
+	for path, want := range map[string]string{
+		"/":                               "hello from echo\n",
+		"/env?name=GREETING":              "hi there",
+		"/file?path=/etc/config/file.txt": "from a configmap",
+	} {
+		got, err := n.get(base + path)
+		if err != nil || got != want {
+			t.Errorf("GET %s = %q, %v; want %q", path, got, err, want)
+		}
+	}
+	containerID := p.Status.ContainerStatuses[0].ContainerID
+
+	// Logs through the node's server.
+	logURL := "http://10.250.0.2:10250/containerLogs/default/echo/echo"
+	err = testhost.WaitFor(ctx, 10*time.Second, 200*time.Millisecond, func() (bool, error) {
+		got, err := n.get(logURL + "?tailLines=5")
+		return strings.Contains(got, `echo: starting as pod "echo"`), err
+	})
+	if err != nil {
+		t.Errorf("containerLogs: %v", err)
+	}
+
+	// A crashing container goes to CrashLoopBackOff.
+	crash := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "crash"},
+		Spec: v1.PodSpec{NodeName: name, Containers: []v1.Container{{
+			Name: "crash", Image: echoRef, ImagePullPolicy: v1.PullNever, Args: []string{"--exit-after=100ms", "--exit-code=3"}}}},
+	}
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, crash, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p = waitPod(t, cs, "crash", 60*time.Second, "CrashLoopBackOff", func(p *v1.Pod) bool {
+		if len(p.Status.ContainerStatuses) == 0 {
+			return false
+		}
+		s := p.Status.ContainerStatuses[0]
+		return s.State.Waiting != nil && s.State.Waiting.Reason == "CrashLoopBackOff" && s.RestartCount >= 1 &&
+			s.LastTerminationState.Terminated != nil && s.LastTerminationState.Terminated.ExitCode == 3
+	})
+	t.Logf("crash: %s restarts=%d", p.Status.ContainerStatuses[0].State.Waiting.Message, p.Status.ContainerStatuses[0].RestartCount)
+
+	// kill -9 the agent and start it again: the container is adopted.
+	n.kill()
+	n.start()
+	err = testhost.WaitFor(ctx, 30*time.Second, 200*time.Millisecond, func() (bool, error) {
+		_, err := n.get("http://10.250.0.2:10250/healthz")
+		return err == nil, err
+	})
+	if err != nil {
+		t.Fatalf("restarted agent not healthy: %v", err)
+	}
+	// Let it relist and resync a few times.
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, "echo", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := p.Status.ContainerStatuses[0]
+		if s.ContainerID != containerID || s.RestartCount != 0 || s.State.Running == nil {
+			t.Fatalf("after agent restart: container %s restarts=%d state=%+v, want %s still running", s.ContainerID, s.RestartCount, s.State, containerID)
+		}
+		time.Sleep(500 * time.Millisecond) // sampling a steady state, not waiting for one
+	}
+	if got, err := n.get(base + "/"); err != nil || got != "hello from echo\n" {
+		t.Errorf("after agent restart: GET / = %q, %v", got, err)
+	}
+
+	// Graceful delete: SIGTERM, then the agent deletes the pod.
+	if err := cs.CoreV1().Pods("default").Delete(ctx, "echo", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = testhost.WaitFor(ctx, 30*time.Second, 200*time.Millisecond, func() (bool, error) {
+		_, err := cs.CoreV1().Pods("default").Get(ctx, "echo", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, err
+	})
+	if err != nil {
+		t.Fatalf("graceful delete: %v", err)
+	}
+	logs, _ := filepath.Glob(filepath.Join(rootDir, "logs", "default_echo_*", "echo", "0.log"))
+	if len(logs) == 1 {
+		b, _ := os.ReadFile(logs[0])
+		if !strings.Contains(string(b), "got terminated") {
+			t.Errorf("container log has no SIGTERM line:\n%s", b)
+		}
+	} else {
+		t.Errorf("log files: %v", logs)
+	}
+	if err := cs.CoreV1().Pods("default").Delete(ctx, "crash", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = testhost.WaitFor(ctx, 30*time.Second, 200*time.Millisecond, func() (bool, error) {
+		_, err := cs.CoreV1().Pods("default").Get(ctx, "crash", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		t.Fatalf("deleting crash: %v", err)
+	}
+	// Nothing is left of the pods on the node.
+	if ents, _ := os.ReadDir(filepath.Join(rootDir, "network", "sandboxes")); len(ents) != 0 {
+		t.Errorf("sandboxes left: %v", ents)
+	}
+}
+
+func isReady(p *v1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == v1.PodReady {
+			return c.Status == v1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func tailStr(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func intOrStr(p int) intstr.IntOrString { return intstr.FromInt32(int32(p)) }
