@@ -29,6 +29,9 @@ type Options struct {
 	// Identity of this process in the Lease's holderIdentity; default
 	// hostname_uuid.
 	Identity string
+	// Watchdog, if set, is attached to the elector so a /healthz check can
+	// report a leader that has stopped renewing (a hung process).
+	Watchdog *leaderelection.HealthzAdaptor
 }
 
 // NewOptions returns Kubernetes' defaults for a Lease named name.
@@ -100,6 +103,7 @@ func (o *Options) Run(ctx context.Context, cs kubernetes.Interface, log *zap.Log
 		RetryPeriod:     o.RetryPeriod,
 		ReleaseOnCancel: true,
 		Name:            o.Name,
+		WatchDog:        o.Watchdog,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(ctx context.Context) {
 				log.Info("started leading", zap.String("lease", o.Namespace+"/"+o.Name), zap.String("identity", id))
