@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/kubeish/kubeish/controller/deployment"
@@ -59,6 +61,13 @@ func New(o *Options, cfg *rest.Config, log *zap.Logger) (*Controller, error) {
 		Help: "1 while this process holds the leader Lease and runs the loops."})
 	srv.Registry.MustRegister(c.leader)
 	srv.AddHealthz("ping", func() error { return nil })
+	if o.LeaderElection.Enabled && o.LeaderElection.Watchdog == nil {
+		// Unhealthy when leading but not renewed for lease + 20s: a hung
+		// leader, which a supervisor should restart.
+		wd := leaderelection.NewLeaderHealthzAdaptor(20 * time.Second)
+		o.LeaderElection.Watchdog = wd
+		srv.AddHealthz("leader-election", func() error { return wd.Check(nil) })
+	}
 	return c, nil
 }
 
