@@ -17,6 +17,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
@@ -265,6 +266,52 @@ func TestNodeRunsPods(t *testing.T) {
 	})
 	t.Logf("crash: %s restarts=%d", p.Status.ContainerStatuses[0].State.Waiting.Message, p.Status.ContainerStatuses[0].RestartCount)
 
+	// A failing liveness probe restarts the container; readiness flips Ready.
+	probe := &v1.Probe{ProbeHandler: v1.ProbeHandler{HTTPGet: &v1.HTTPGetAction{Path: "/healthz", Port: intOrStr(8080)}}, PeriodSeconds: 1, FailureThreshold: 1}
+	sick := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "sick"},
+		Spec: v1.PodSpec{NodeName: name, Containers: []v1.Container{{
+			Name: "sick", Image: echoRef, ImagePullPolicy: v1.PullNever, Args: []string{"--unhealthy-file=/data/unhealthy"},
+			VolumeMounts:   []v1.VolumeMount{{Name: "data", MountPath: "/data"}},
+			LivenessProbe:  &v1.Probe{ProbeHandler: probe.ProbeHandler, PeriodSeconds: 1, FailureThreshold: 2},
+			ReadinessProbe: probe,
+		}}, Volumes: []v1.Volume{{Name: "data", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}}}},
+	}
+	sickPod, err := cs.CoreV1().Pods("default").Create(ctx, sick, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitPod(t, cs, "sick", 30*time.Second, "Ready", isReady)
+	// The emptyDir is a folder of the node: make the container unhealthy.
+	marker := filepath.Join(rootDir, "pods", string(sickPod.UID), "volumes", "empty-dir", "data", "unhealthy")
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitPod(t, cs, "sick", 30*time.Second, "not Ready", func(p *v1.Pod) bool { return !isReady(p) })
+	waitPod(t, cs, "sick", 30*time.Second, "a liveness restart", func(p *v1.Pod) bool {
+		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1
+	})
+	os.Remove(marker)
+	waitPod(t, cs, "sick", 30*time.Second, "Ready again", isReady)
+
+	// A memory limit is enforced: OOMKilled.
+	oom := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "oom"},
+		Spec: v1.PodSpec{NodeName: name, RestartPolicy: v1.RestartPolicyNever, Containers: []v1.Container{{
+			Name: "oom", Image: echoRef, ImagePullPolicy: v1.PullNever, Args: []string{"--eat-memory-mb=256"},
+			Resources: v1.ResourceRequirements{Limits: v1.ResourceList{v1.ResourceMemory: resource.MustParse("32Mi")}},
+		}}},
+	}
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, oom, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p = waitPod(t, cs, "oom", 30*time.Second, "OOMKilled", func(p *v1.Pod) bool {
+		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Terminated != nil
+	})
+	if term := p.Status.ContainerStatuses[0].State.Terminated; term.Reason != "OOMKilled" || p.Status.Phase != v1.PodFailed {
+		t.Errorf("oom pod: phase %s, terminated %+v; want Failed, OOMKilled", p.Status.Phase, term)
+	}
+
 	// kill -9 the agent and start it again: the container is adopted.
 	n.kill()
 	n.start()
@@ -315,15 +362,17 @@ func TestNodeRunsPods(t *testing.T) {
 	} else {
 		t.Errorf("log files: %v", logs)
 	}
-	if err := cs.CoreV1().Pods("default").Delete(ctx, "crash", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
+	for _, pn := range []string{"crash", "sick", "oom"} {
+		if err := cs.CoreV1().Pods("default").Delete(ctx, pn, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	err = testhost.WaitFor(ctx, 30*time.Second, 200*time.Millisecond, func() (bool, error) {
-		_, err := cs.CoreV1().Pods("default").Get(ctx, "crash", metav1.GetOptions{})
-		return apierrors.IsNotFound(err), nil
+		l, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
+		return err == nil && len(l.Items) == 0, err
 	})
 	if err != nil {
-		t.Fatalf("deleting crash: %v", err)
+		t.Fatalf("deleting the other pods: %v", err)
 	}
 	// Nothing is left of the pods on the node.
 	if ents, _ := os.ReadDir(filepath.Join(rootDir, "network", "sandboxes")); len(ents) != 0 {
