@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -43,7 +44,11 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	agentBin = filepath.Join(dir, "kubeletish")
-	if b, err := exec.Command("go", "build", "-o", agentBin, ".").CombinedOutput(); err != nil {
+	goTool := filepath.Join(goruntime.GOROOT(), "bin", "go")
+	if p, err := exec.LookPath("go"); err == nil {
+		goTool = p
+	}
+	if b, err := exec.Command(goTool, "build", "-o", agentBin, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building kubeletish: %v\n%s", err, b)
 		os.Exit(1)
 	}
