@@ -161,8 +161,9 @@ func TestNodeRunsPods(t *testing.T) {
 			b, _ := os.ReadFile(logf.Name())
 			t.Logf("kubeletish log (tail):\n%s", tailStr(string(b), 15000))
 		}
-		// Containers first (containerd's cleanup runs later), then the
-		// sandboxes' namespaces under the root dir.
+		// Containers first (containerd's own cleanup runs later and
+		// removes them), then the sandboxes' namespaces under the root dir.
+		ctd.KillContainers()
 		testhost.UnmountUnder(rootDir)
 	})
 
@@ -251,6 +252,41 @@ func TestNodeRunsPods(t *testing.T) {
 	if err != nil {
 		t.Errorf("containerLogs: %v", err)
 	}
+
+	// Following the log streams what the container prints next.
+	fctx, fcancel := context.WithTimeout(ctx, 10*time.Second)
+	req, _ := http.NewRequestWithContext(fctx, http.MethodGet, logURL+"?follow=true&tailLines=0", nil)
+	resp, err := (&http.Client{Transport: &http.Transport{DialContext: n.host.DialContext}}).Do(req)
+	if err != nil {
+		t.Fatalf("follow: %v", err)
+	}
+	followed := make(chan string, 1)
+	go func() {
+		var got []byte
+		buf := make([]byte, 4096)
+		for {
+			k, err := resp.Body.Read(buf)
+			got = append(got, buf[:k]...)
+			if strings.Contains(string(got), "followed-line") || err != nil {
+				followed <- string(got)
+				return
+			}
+		}
+	}()
+	// Print until the follower sees it (it may attach after the first one).
+	var got string
+	for fctx.Err() == nil && got == "" {
+		_, _ = n.get(base + "/log?msg=followed-line")
+		select {
+		case got = <-followed:
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	if !strings.Contains(got, "followed-line") {
+		t.Errorf("follow got %q, want the new line", got)
+	}
+	fcancel()
+	resp.Body.Close()
 
 	// A crashing container goes to CrashLoopBackOff.
 	crash := &v1.Pod{

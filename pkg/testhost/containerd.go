@@ -117,6 +117,14 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 	return c
 }
 
+// KillContainers kills every process in the test's cgroup parents (the
+// containers), for cleanups that must run before the daemon's own.
+func (c *Containerd) KillContainers() {
+	for _, parent := range c.CgroupParents {
+		killCgroupTree(parent)
+	}
+}
+
 // Log returns the daemon's log (for failure messages).
 func (c *Containerd) Log() string {
 	b, _ := os.ReadFile(filepath.Join(c.Dir, "containerd.log"))

@@ -5,6 +5,7 @@
 //	/            "hello from <POD_NAME>"
 //	/env?name=X  the value of $X
 //	/file?path=P the content of file P
+//	/log?msg=M   prints M on stdout (for log tests)
 //	/healthz     200, or 500 once the file named by --unhealthy-file exists
 package main
 
@@ -56,6 +57,9 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello from %s\n", os.Getenv("POD_NAME"))
+	})
+	mux.HandleFunc("/log", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Println(r.URL.Query().Get("msg"))
 	})
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, os.Getenv(r.URL.Query().Get("name")))
