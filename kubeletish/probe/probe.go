@@ -48,7 +48,10 @@ func (r Result) String() string {
 
 // State is the thresholded result of one probe.
 type State struct {
-	Result              Result
+	Result Result
+	// FailedOut is set once failureThreshold failures came in a row (a
+	// startup probe that fails out restarts the container, as liveness).
+	FailedOut           bool
 	successes, failures int32
 }
 
@@ -82,6 +85,7 @@ func (s *State) Observe(ok bool, p *v1.Probe) bool {
 		s.successes = 0
 		if s.failures >= fail {
 			s.Result = Failure
+			s.FailedOut = true
 		}
 	}
 	return s.Result != prev
@@ -340,7 +344,7 @@ func (m *Manager) LivenessFailed() map[string]bool {
 	defer m.mu.Unlock()
 	out := map[string]bool{}
 	for kk, st := range m.results {
-		if kk.kind == Liveness && st.Result == Failure {
+		if (kk.kind == Liveness && st.Result == Failure) || (kk.kind == Startup && st.FailedOut && st.Result != Success) {
 			out[kk.containerID] = true
 		}
 	}

@@ -23,6 +23,7 @@ func TestStateMachine(t *testing.T) {
 		{Readiness, []bool{true, true, false, false, false, true, true}, []Result{Failure, Success, Success, Success, Failure, Failure, Success}},
 		{Liveness, []bool{false, false, true, false, false, false}, []Result{Success, Success, Success, Success, Success, Failure}},
 		{Startup, []bool{false, true, true}, []Result{Failure, Failure, Success}},
+		{Startup, []bool{false, false, false}, []Result{Failure, Failure, Failure}},
 	}
 	for _, tc := range cases {
 		t.Run(string(tc.kind), func(t *testing.T) {
@@ -32,6 +33,9 @@ func TestStateMachine(t *testing.T) {
 				changed := s.Observe(ok, p)
 				if s.Result != tc.results[i] {
 					t.Fatalf("after %d observations %v: %v, want %v", i+1, tc.obs[:i+1], s.Result, tc.results[i])
+				}
+				if want := tc.kind == Startup && i == 2 && !tc.obs[1]; want != s.FailedOut && i == 2 {
+					t.Fatalf("FailedOut = %v after %v", s.FailedOut, tc.obs[:i+1])
 				}
 				if changed != (prev != s.Result) {
 					t.Fatalf("changed = %v at %d", changed, i)
