@@ -352,6 +352,17 @@ func TestNodeRunsPods(t *testing.T) {
 	if term := p.Status.ContainerStatuses[0].State.Terminated; term.Reason != "OOMKilled" || p.Status.Phase != v1.PodFailed {
 		t.Errorf("oom pod: phase %s, terminated %+v; want Failed, OOMKilled", p.Status.Phase, term)
 	}
+	// A finished pod gives its sandbox (and address) back, and keeps its IP in the status.
+	err = testhost.WaitFor(ctx, 10*time.Second, 200*time.Millisecond, func() (bool, error) {
+		_, err := os.Stat(filepath.Join(rootDir, "network", "sandboxes", string(p.UID)+".json"))
+		return os.IsNotExist(err), err
+	})
+	if err != nil {
+		t.Errorf("finished pod's sandbox: %v", err)
+	}
+	if p, _ := cs.CoreV1().Pods("default").Get(ctx, "oom", metav1.GetOptions{}); p == nil || p.Status.PodIP == "" {
+		t.Errorf("finished pod lost its IP in the status")
+	}
 
 	// kill -9 the agent and start it again: the container is adopted.
 	n.kill()

@@ -395,6 +395,13 @@ func (m *Manager) sync(ctx context.Context, uid types.UID) (requeue time.Duratio
 	m.mu.Lock()
 	m.waiting[uid] = waiting
 	m.mu.Unlock()
+	if terminal(pod) && sb != nil && !anyRunning(cs) {
+		// A finished pod gives its address back; its status keeps the IP.
+		if err := m.cfg.Runtime.RemoveSandbox(ctx, string(uid)); err != nil {
+			return 0, false, err
+		}
+		sb = nil
+	}
 
 	running := map[string]string{}
 	for _, c := range cs {
@@ -408,6 +415,15 @@ func (m *Manager) sync(ctx context.Context, uid types.UID) (requeue time.Duratio
 	}
 	m.probes.Sync(context.Background(), pod, running, podIP)
 	return requeue, false, m.writeStatus(ctx, pod, sb, cs, waiting)
+}
+
+func anyRunning(cs []runtime.Container) bool {
+	for _, c := range cs {
+		if c.State == runtime.StateRunning {
+			return true
+		}
+	}
+	return false
 }
 
 func gracePeriod(pod *v1.Pod) time.Duration {

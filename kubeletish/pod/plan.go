@@ -103,6 +103,10 @@ func shouldRestart(policy v1.RestartPolicy, c *runtime.Container) bool {
 	}
 }
 
+func terminal(pod *v1.Pod) bool {
+	return pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed
+}
+
 // BackoffKey is the back-off key of a pod's container.
 func BackoffKey(pod *v1.Pod, name string) string { return string(pod.UID) + "/" + name }
 
@@ -112,6 +116,10 @@ func Plan(pod *v1.Pod, sb *runtime.Sandbox, cs []runtime.Container, in PlanInput
 	a := Actions{Waiting: map[string]v1.ContainerStateWaiting{}}
 	latest, _, old := byName(cs)
 	a.Remove = old
+	if terminal(pod) {
+		// A finished pod is never started again.
+		return a
+	}
 	if sb == nil {
 		a.CreateSandbox = true
 		// Containers outside a sandbox (it was lost) are stopped and start
@@ -121,9 +129,6 @@ func Plan(pod *v1.Pod, sb *runtime.Sandbox, cs []runtime.Container, in PlanInput
 				a.Kill = append(a.Kill, KillAction{ID: c.ID, Name: c.Name, Reason: "SandboxChanged"})
 			}
 		}
-	}
-	if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
-		return a
 	}
 	requeue := func(d time.Duration) {
 		if d > 0 && (a.RequeueAfter == 0 || d < a.RequeueAfter) {
