@@ -8,7 +8,7 @@ TEST_TIMEOUT ?= 20m
 BENCH    ?= .
 BENCH_COUNT ?= 5
 
-.PHONY: all build up test test-short test-kubectl vet fmt bench clean
+.PHONY: all build up down shell test test-short test-kubectl e2e vet fmt bench bench-apiserver bench-controller bench-scheduler bench-scheduler-large clean
 
 all: build
 
@@ -16,11 +16,22 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ $(addprefix ./,$(BINARIES))
 
-# up runs the control plane in the foreground on 127.0.0.1:6443 with its
-# data in $(DATA_DIR); Ctrl-C stops it, the data stays for the next run.
-up: build
-	$(BIN)/apiserver --data-dir $(DATA_DIR)/apiserver \
-		--etcd-listen-client-url http://127.0.0.1:0 --etcd-listen-peer-url http://127.0.0.1:0
+# up runs a local cluster in the foreground (hack/local-up.sh: the hosts of
+# DESIGN.md's local topology as network namespaces, apiserver on
+# 127.0.0.1:6443, a "kubeish" context in the kubeconfig); Ctrl-C stops it.
+# Needs root. NODES=3 for three nodes.
+NODES ?= 1
+up:
+	NODES=$(NODES) DATA_DIR=$(DATA_DIR) BIN=$(CURDIR)/$(BIN) hack/local-up.sh up
+
+# down cleans up after a cluster that did not stop cleanly.
+down:
+	DATA_DIR=$(DATA_DIR) BIN=$(CURDIR)/$(BIN) hack/local-up.sh down
+
+# shell opens a shell on a simulated host: make shell NODE=node-1 (or kubeish-cp).
+NODE ?= node-1
+shell:
+	hack/local-up.sh shell $(NODE)
 
 vet:
 	$(GO) vet ./...
@@ -54,9 +65,27 @@ test-kubectl: build $(BIN)/kubectl
 		KUBECTL=$(CURDIR)/$(BIN)/kubectl KUBEISH_APISERVER=$(CURDIR)/$(BIN)/apiserver \
 		$(GO) test -count=1 -timeout 10m ./...
 
-# bench runs the Go benchmarks $(BENCH_COUNT) times; compare runs with benchstat.
-bench:
+# e2e runs the end-to-end suite: the real binaries as separate processes.
+e2e:
+	$(GO) test -tags e2e -count=1 -timeout 15m ./hack/e2e/
+
+# bench runs every benchmark; each figure is measured $(BENCH_COUNT) times
+# in the same run as its baseline. Compare runs with benchstat.
+bench: bench-apiserver bench-controller bench-scheduler
+
+bench-apiserver:
 	$(GO) test ./apiserver/server -run '^$$' -bench '$(BENCH)' -benchtime 2000x -count $(BENCH_COUNT)
+
+bench-controller:
+	$(GO) test ./controller/app/ -run '^$$' -bench . -benchtime 1x -count $(BENCH_COUNT)
+	$(GO) test ./controller/replicaset/ -run '^$$' -bench . -count $(BENCH_COUNT)
+
+bench-scheduler:
+	$(GO) test ./scheduler/bench -run '^$$' -bench . -benchtime 1x -count 3
+
+# bench-scheduler-large: 1,000 and 5,000 nodes with 10,000 pods each.
+bench-scheduler-large:
+	SCHED_BENCH_LARGE=1 $(GO) test ./scheduler/bench -run '^$$' -bench . -benchtime 1x -count 3 -timeout 30m
 
 clean:
 	rm -rf $(BIN)
