@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubeish/kubeish/pkg/image"
+	"github.com/kubeish/kubeish/pkg/poll"
 	"github.com/kubeish/kubeish/pkg/testenv"
 	"github.com/kubeish/kubeish/pkg/testhost"
 )
@@ -374,19 +375,18 @@ func TestNodeRunsPods(t *testing.T) {
 	if err != nil {
 		t.Fatalf("restarted agent not healthy: %v", err)
 	}
-	// Let it relist and resync a few times.
-	deadline := time.Now().Add(4 * time.Second)
-	for time.Now().Before(deadline) {
+	// Through several relists and resyncs, the adopted container stays.
+	poll.Never(t, 4*time.Second, "adopted container kept", func() error {
 		p, err := cs.CoreV1().Pods("default").Get(ctx, "echo", metav1.GetOptions{})
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		s := p.Status.ContainerStatuses[0]
 		if s.ContainerID != containerID || s.RestartCount != 0 || s.State.Running == nil {
-			t.Fatalf("after agent restart: container %s restarts=%d state=%+v, want %s still running", s.ContainerID, s.RestartCount, s.State, containerID)
+			return fmt.Errorf("after agent restart: container %s restarts=%d state=%+v, want %s still running", s.ContainerID, s.RestartCount, s.State, containerID)
 		}
-		time.Sleep(500 * time.Millisecond) // sampling a steady state, not waiting for one
-	}
+		return nil
+	})
 	if got, err := n.get(base + "/"); err != nil || got != "hello from echo\n" {
 		t.Errorf("after agent restart: GET / = %q, %v", got, err)
 	}

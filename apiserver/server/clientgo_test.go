@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubeish/kubeish/pkg/poll"
 	"github.com/kubeish/kubeish/pkg/testenv"
 )
 
@@ -69,10 +70,10 @@ func TestClientGo(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "informers to see the new objects", func() bool {
+	poll.Until(t, 10*time.Second, "informers to see the new objects", func() (bool, error) {
 		pods, _ := podInf.Lister().List(labels.SelectorFromSet(labels.Set{"app": "web"}))
 		_, derr := depInf.Lister().Deployments("default").Get("web")
-		return len(pods) == 2 && derr == nil
+		return len(pods) == 2 && derr == nil, derr
 	})
 
 	// Update through the client; the informer follows.
@@ -84,9 +85,9 @@ func TestClientGo(t *testing.T) {
 	if _, err := c.AppsV1().Deployments("default").UpdateStatus(ctx, d, metav1.UpdateOptions{}); err == nil {
 		t.Fatal("status update with a stale resourceVersion succeeded")
 	}
-	eventually(t, 10*time.Second, "the informer to see replicas=4", func() bool {
+	poll.Until(t, 10*time.Second, "the informer to see replicas=4", func() (bool, error) {
 		got, err := depInf.Lister().Deployments("default").Get("web")
-		return err == nil && *got.Spec.Replicas == 4 && got.Generation == 2
+		return err == nil && *got.Spec.Replicas == 4 && got.Generation == 2, err
 	})
 	scale, err := c.AppsV1().Deployments("default").GetScale(ctx, "web", metav1.GetOptions{})
 	if err != nil || scale.Spec.Replicas != 4 {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kubeish/kubeish/controller/app"
 	"github.com/kubeish/kubeish/controller/internal/ctltest"
+	"github.com/kubeish/kubeish/pkg/poll"
 	"github.com/kubeish/kubeish/pkg/testenv"
 )
 
@@ -109,7 +110,7 @@ func BenchmarkDeployment1000(b *testing.B) {
 				w.Stop()
 				// Let the loops finish the statuses the creations caused, so
 				// their cost is counted and does not spill into the next run.
-				ctltest.Eventually(b, time.Minute, "deployment status", func() (bool, error) {
+				poll.Until(b, time.Minute, "deployment status", func() (bool, error) {
 					got, err := cs.AppsV1().Deployments(ns).Get(context.Background(), "bench", metav1.GetOptions{})
 					return err == nil && got.Status.Replicas == replicas, err
 				})

@@ -24,6 +24,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubeish/kubeish/controller/internal/ctltest"
+	"github.com/kubeish/kubeish/pkg/poll"
 	"github.com/kubeish/kubeish/pkg/testenv"
 )
 
@@ -99,7 +100,7 @@ func tail(s string, n int) string {
 func (p *proc) addr(t *testing.T) string {
 	t.Helper()
 	var addr string
-	ctltest.Eventually(t, 10*time.Second, p.id+" metrics address in its log", func() (bool, error) {
+	poll.Until(t, 10*time.Second, p.id+" metrics address in its log", func() (bool, error) {
 		f, err := os.Open(p.log)
 		if err != nil {
 			return false, err
@@ -148,7 +149,7 @@ func TestLeaderHandover(t *testing.T) {
 	args := []string{"--server", env.URL, "--leader-elect-lease-duration", lease.String(),
 		"--leader-elect-renew-deadline", renew.String(), "--leader-elect-retry-period", retry.String()}
 	procs := map[string]*proc{"a": startProc(t, "a", args...)}
-	ctltest.Eventually(t, 15*time.Second, "a leads", func() (bool, error) { return holder(ctx, env) == "a", nil })
+	poll.Until(t, 15*time.Second, "a leads", func() (bool, error) { return holder(ctx, env) == "a", nil })
 	procs["b"] = startProc(t, "b", args...)
 
 	// Both serve health; only the leader says it leads.
@@ -187,7 +188,7 @@ func TestLeaderHandover(t *testing.T) {
 			return d.Status.AvailableReplicas == want && len(ps.Items) == int(want), fmt.Errorf("available %d, %d pods", d.Status.AvailableReplicas, len(ps.Items))
 		}
 	}
-	ctltest.Eventually(t, 30*time.Second, "5 ready pods", readyPods(5))
+	poll.Until(t, 30*time.Second, "5 ready pods", readyPods(5))
 	leaderMetrics := "http://" + procs["a"].addr(t) + "/metrics"
 	_, m := get(t, leaderMetrics)
 	for _, want := range []string{`workqueue_depth{name="replicaset"}`, `kubeish_controller_reconcile_total{controller="deployment",result="success"}`,
@@ -239,9 +240,9 @@ func TestLeaderHandover(t *testing.T) {
 		Spec: autoscalingv1.ScaleSpec{Replicas: 8}}, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ctltest.Eventually(t, lease+5*time.Second, "b takes the lease", func() (bool, error) { return holder(ctx, env) == "b", nil })
+	poll.Until(t, lease+5*time.Second, "b takes the lease", func() (bool, error) { return holder(ctx, env) == "b", nil })
 	handover := time.Since(killed)
-	ctltest.Eventually(t, 30*time.Second, "8 ready pods", readyPods(8))
+	poll.Until(t, 30*time.Second, "8 ready pods", readyPods(8))
 	served := time.Since(killed)
 	t.Logf("handover after %s (lease %s, retry %s); scaled to 8 after %s", handover.Round(10*time.Millisecond), lease, retry, served.Round(10*time.Millisecond))
 	// The standby takes over once it has seen the lease unchanged for the
@@ -252,8 +253,16 @@ func TestLeaderHandover(t *testing.T) {
 	if limit := lease + 3*retry; handover > limit {
 		t.Errorf("handover took %s, more than lease + 3×retry = %s", handover, limit)
 	}
-	// A moment more for a stray duplicate to show up.
-	time.Sleep(time.Second) //nolint:forbidigo // waiting for something that must not happen
+	// A duplicate created late by the old or the new leader would show up
+	// on the watch within moments: none may for a second.
+	poll.Never(t, time.Second, "no duplicate pods after the handover", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(seen) > 8 || maxLive > 8 {
+			return fmt.Errorf("pods created in all: %d, at most at once: %d", len(seen), maxLive)
+		}
+		return nil
+	})
 	w.Stop()
 	<-watchDone
 	mu.Lock()
@@ -278,5 +287,5 @@ func TestLeaderHandover(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("controller did not exit after SIGTERM")
 	}
-	ctltest.Eventually(t, 5*time.Second, "lease released", func() (bool, error) { return holder(ctx, env) == "", nil })
+	poll.Until(t, 5*time.Second, "lease released", func() (bool, error) { return holder(ctx, env) == "", nil })
 }

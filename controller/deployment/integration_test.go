@@ -21,6 +21,7 @@ import (
 
 	"github.com/kubeish/kubeish/controller/deployment"
 	"github.com/kubeish/kubeish/controller/internal/ctltest"
+	"github.com/kubeish/kubeish/pkg/poll"
 	"github.com/kubeish/kubeish/pkg/testenv"
 )
 
@@ -61,7 +62,7 @@ func activePods(t *testing.T, cs kubernetes.Interface, ns string) []corev1.Pod {
 func waitComplete(t *testing.T, cs kubernetes.Interface, ns, name string, replicas int32, image string) *appsv1.Deployment {
 	t.Helper()
 	var d *appsv1.Deployment
-	ctltest.Eventually(t, 60*time.Second, fmt.Sprintf("%s/%s: %d ready pods of %s", ns, name, replicas, image), func() (bool, error) {
+	poll.Until(t, 60*time.Second, fmt.Sprintf("%s/%s: %d ready pods of %s", ns, name, replicas, image), func() (bool, error) {
 		var err error
 		if d, err = cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
 			return false, err
@@ -209,7 +210,7 @@ func TestDeployment(t *testing.T) {
 		if c := condition(d, appsv1.DeploymentAvailable); c == nil || c.Status != corev1.ConditionTrue {
 			t.Errorf("Available condition = %+v", c)
 		}
-		ctltest.Eventually(t, 10*time.Second, "Progressing=NewReplicaSetAvailable", func() (bool, error) {
+		poll.Until(t, 10*time.Second, "Progressing=NewReplicaSetAvailable", func() (bool, error) {
 			d, err := cs.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
 			if err != nil {
 				return false, err
@@ -233,7 +234,7 @@ func TestDeployment(t *testing.T) {
 		if n := len(replicaSets(t, cs, ns)); n != 1 {
 			t.Errorf("%d replica sets after scaling, want 1", n)
 		}
-		ctltest.Eventually(t, 10*time.Second, "ScalingReplicaSet and SuccessfulCreate events", func() (bool, error) {
+		poll.Until(t, 10*time.Second, "ScalingReplicaSet and SuccessfulCreate events", func() (bool, error) {
 			evs, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
 			if err != nil {
 				return false, err
@@ -331,7 +332,7 @@ func TestDeployment(t *testing.T) {
 		waitComplete(t, cs, ns, "web", 4, "app:1")
 		setImage(t, cs, ns, "web", "app:broken")
 		start := time.Now()
-		ctltest.Eventually(t, 20*time.Second, "ProgressDeadlineExceeded", func() (bool, error) {
+		poll.Until(t, 20*time.Second, "ProgressDeadlineExceeded", func() (bool, error) {
 			d, err := cs.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
 			if err != nil {
 				return false, err
@@ -359,7 +360,7 @@ func TestDeployment(t *testing.T) {
 		// pods, so 4 more, spread 4:2 with the rounding to the larger set:
 		// 4+2 → 7+3.
 		scale(t, cs, ns, "web", 8)
-		ctltest.Eventually(t, 20*time.Second, "proportional scale", func() (bool, error) {
+		poll.Until(t, 20*time.Second, "proportional scale", func() (bool, error) {
 			sizes := map[string]int32{}
 			for _, rs := range replicaSets(t, cs, ns) {
 				sizes[rs.Spec.Template.Spec.Containers[0].Image] = *rs.Spec.Replicas
@@ -391,7 +392,7 @@ func TestDeployment(t *testing.T) {
 			t.Fatal(err)
 		}
 		setImage(t, cs, ns, "web", "app:3")
-		ctltest.Eventually(t, 10*time.Second, "Progressing=DeploymentPaused", func() (bool, error) {
+		poll.Until(t, 10*time.Second, "Progressing=DeploymentPaused", func() (bool, error) {
 			d, err := cs.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
 			if err != nil {
 				return false, err
@@ -400,7 +401,7 @@ func TestDeployment(t *testing.T) {
 			return d.Status.ObservedGeneration == d.Generation && c != nil && c.Reason == deployment.ReasonPaused, fmt.Errorf("%+v", c)
 		})
 		scale(t, cs, ns, "web", 5)
-		ctltest.Eventually(t, 20*time.Second, "paused deployment scaled to 5", func() (bool, error) {
+		poll.Until(t, 20*time.Second, "paused deployment scaled to 5", func() (bool, error) {
 			ps := activePods(t, cs, ns)
 			return len(ps) == 5, fmt.Errorf("%d pods", len(ps))
 		})
@@ -431,7 +432,7 @@ func TestDeployment(t *testing.T) {
 		if err := cs.AppsV1().Deployments(ns).Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		ctltest.Eventually(t, 20*time.Second, "replica sets and pods gone", func() (bool, error) {
+		poll.Until(t, 20*time.Second, "replica sets and pods gone", func() (bool, error) {
 			rss, ps := replicaSets(t, cs, ns), activePods(t, cs, ns)
 			return len(rss) == 0 && len(ps) == 0, fmt.Errorf("%d replica sets, %d pods", len(rss), len(ps))
 		})

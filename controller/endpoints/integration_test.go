@@ -16,6 +16,7 @@ import (
 
 	"github.com/kubeish/kubeish/controller/endpoints"
 	"github.com/kubeish/kubeish/controller/internal/ctltest"
+	"github.com/kubeish/kubeish/pkg/poll"
 	"github.com/kubeish/kubeish/pkg/testenv"
 )
 
@@ -51,7 +52,7 @@ func TestEndpointsFollowPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	// c gets an IP but stays not ready.
-	ctltest.Eventually(t, 10*time.Second, "pod c exists", func() (bool, error) {
+	poll.Until(t, 10*time.Second, "pod c exists", func() (bool, error) {
 		p, err := cs.CoreV1().Pods(ns).Get(ctx, "c", metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -101,7 +102,7 @@ func TestEndpointsFollowPods(t *testing.T) {
 	}
 	want := "8080:[a]/[c] 9090:[b]/[]"
 	wantSlices := "a:8080:true b:9090:true c:8080:false"
-	ctltest.Eventually(t, 10*time.Second, "endpoints "+want, func() (bool, error) {
+	poll.Until(t, 10*time.Second, "endpoints "+want, func() (bool, error) {
 		got, err := describe()
 		gotS, errS := slices()
 		return got == want && gotS == wantSlices, fmt.Errorf("endpoints %q slices %q (%v, %v)", got, gotS, err, errS)
@@ -117,7 +118,7 @@ func TestEndpointsFollowPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, wantSlices = "8080:[c]/[] 9090:[b]/[]", "b:9090:true c:8080:true"
-	ctltest.Eventually(t, 10*time.Second, "endpoints "+want, func() (bool, error) {
+	poll.Until(t, 10*time.Second, "endpoints "+want, func() (bool, error) {
 		got, err := describe()
 		gotS, errS := slices()
 		return got == want && gotS == wantSlices, fmt.Errorf("endpoints %q slices %q (%v, %v)", got, gotS, err, errS)
@@ -129,7 +130,7 @@ func TestEndpointsFollowPods(t *testing.T) {
 	if _, err := cs.CoreV1().Endpoints(ns).Update(ctx, ep, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ctltest.Eventually(t, 10*time.Second, "endpoints restored", func() (bool, error) {
+	poll.Until(t, 10*time.Second, "endpoints restored", func() (bool, error) {
 		got, err := describe()
 		return got == want, fmt.Errorf("%q (%v)", got, err)
 	})
@@ -138,7 +139,7 @@ func TestEndpointsFollowPods(t *testing.T) {
 	if err := cs.CoreV1().Services(ns).Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ctltest.Eventually(t, 10*time.Second, "endpoints and slices removed", func() (bool, error) {
+	poll.Until(t, 10*time.Second, "endpoints and slices removed", func() (bool, error) {
 		_, err := cs.CoreV1().Endpoints(ns).Get(ctx, "web", metav1.GetOptions{})
 		list, lerr := cs.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{})
 		if lerr != nil {

@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubeish/kubeish/controller/internal/ctltest"
+	"github.com/kubeish/kubeish/pkg/poll"
 	"github.com/kubeish/kubeish/pkg/testenv"
 )
 
@@ -29,7 +30,7 @@ func deploy(t *testing.T, cs kubernetes.Interface, ns string, replicas int32) {
 	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ctltest.Eventually(t, 30*time.Second, "pods up", func() (bool, error) {
+	poll.Until(t, 30*time.Second, "pods up", func() (bool, error) {
 		ps, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 		return err == nil && len(ps.Items) == int(replicas), err
 	})
@@ -61,7 +62,7 @@ func TestPropagationPolicies(t *testing.T) {
 		// The owner outlives its dependents: whenever it is gone, they are
 		// too; while any dependent exists, the owner is still there.
 		sawWaiting := false
-		ctltest.Eventually(t, 20*time.Second, "everything gone", func() (bool, error) {
+		poll.Until(t, 20*time.Second, "everything gone", func() (bool, error) {
 			d, r, p := counts(t, cs, ns)
 			if d == 0 && (r > 0 || p > 0) {
 				t.Fatalf("deployment gone while %d replica sets and %d pods remain", r, p)
@@ -83,7 +84,7 @@ func TestPropagationPolicies(t *testing.T) {
 		if err := cs.AppsV1().Deployments(ns).Delete(ctx, "web", metav1.DeleteOptions{PropagationPolicy: &or}); err != nil {
 			t.Fatal(err)
 		}
-		ctltest.Eventually(t, 20*time.Second, "deployment gone, replica set orphaned", func() (bool, error) {
+		poll.Until(t, 20*time.Second, "deployment gone, replica set orphaned", func() (bool, error) {
 			_, err := cs.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
 			if !apierrors.IsNotFound(err) {
 				return false, fmt.Errorf("deployment: %v", err)
@@ -125,7 +126,7 @@ func TestPropagationPolicies(t *testing.T) {
 		if err := cs.CoreV1().ConfigMaps(ns).Delete(ctx, "owner", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		ctltest.Eventually(t, 20*time.Second, "sole dependent deleted, shared one released", func() (bool, error) {
+		poll.Until(t, 20*time.Second, "sole dependent deleted, shared one released", func() (bool, error) {
 			_, err := cs.CoreV1().Secrets(ns).Get(ctx, "dep", metav1.GetOptions{})
 			if !apierrors.IsNotFound(err) {
 				return false, fmt.Errorf("dep: %v", err)

@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubeish/kubeish/controller/internal/ctltest"
+	"github.com/kubeish/kubeish/pkg/poll"
 	"github.com/kubeish/kubeish/pkg/testenv"
 )
 
@@ -41,7 +42,7 @@ func TestNamespaceDeletion(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ctltest.Eventually(t, 30*time.Second, "3 pods and endpoints", func() (bool, error) {
+	poll.Until(t, 30*time.Second, "3 pods and endpoints", func() (bool, error) {
 		ps, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
@@ -52,7 +53,7 @@ func TestNamespaceDeletion(t *testing.T) {
 	if err := cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ctltest.Eventually(t, 30*time.Second, "namespace gone", func() (bool, error) {
+	poll.Until(t, 30*time.Second, "namespace gone", func() (bool, error) {
 		n, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return true, nil

@@ -21,6 +21,7 @@ import (
 	"github.com/kubeish/kubeish/controller/app"
 	"github.com/kubeish/kubeish/controller/internal/ctltest"
 	"github.com/kubeish/kubeish/controller/nodelifecycle"
+	"github.com/kubeish/kubeish/pkg/poll"
 	"github.com/kubeish/kubeish/pkg/testenv"
 )
 
@@ -139,7 +140,7 @@ func TestNodeLifecycle(t *testing.T) {
 	// Pod CIDRs: one each, distinct, inside the cluster CIDR.
 	cluster := netip.MustParsePrefix("10.244.0.0/23")
 	cidrs := map[string]string{}
-	ctltest.Eventually(t, 10*time.Second, "pod CIDRs for both nodes", func() (bool, error) {
+	poll.Until(t, 10*time.Second, "pod CIDRs for both nodes", func() (bool, error) {
 		for _, name := range []string{"node-a", "node-b"} {
 			n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 			if err != nil || n.Spec.PodCIDR == "" {
@@ -199,7 +200,7 @@ func TestNodeLifecycle(t *testing.T) {
 		}
 		return ready, total, nil
 	}
-	ctltest.Eventually(t, 30*time.Second, "4 ready pods on node-a", func() (bool, error) {
+	poll.Until(t, 30*time.Second, "4 ready pods on node-a", func() (bool, error) {
 		r, _, err := podsOn("node-a")
 		return r == 4, fmt.Errorf("%d ready (%v)", r, err)
 	})
@@ -254,7 +255,7 @@ func TestNodeLifecycle(t *testing.T) {
 	a.stopped.Store(true)
 	dead.Store(true)
 	stopped := time.Now()
-	ctltest.Eventually(t, grace+5*time.Second, "node-a Ready=Unknown with the unreachable taint", func() (bool, error) {
+	poll.Until(t, grace+5*time.Second, "node-a Ready=Unknown with the unreachable taint", func() (bool, error) {
 		n, err := cs.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -262,7 +263,7 @@ func TestNodeLifecycle(t *testing.T) {
 		return nodeReady(n) == corev1.ConditionUnknown && hasTaint(n, corev1.TaintNodeUnreachable), fmt.Errorf("ready %s taints %v", nodeReady(n), n.Spec.Taints)
 	})
 	unknownAfter := time.Since(stopped)
-	ctltest.Eventually(t, grace+eviction+10*time.Second, "pods replaced on node-b", func() (bool, error) {
+	poll.Until(t, grace+eviction+10*time.Second, "pods replaced on node-b", func() (bool, error) {
 		_, onA, err := podsOn("node-a")
 		if err != nil {
 			return false, err
@@ -297,7 +298,7 @@ func TestNodeLifecycle(t *testing.T) {
 	if _, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-c"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ctltest.Eventually(t, 10*time.Second, "CIDRNotAvailable event", func() (bool, error) {
+	poll.Until(t, 10*time.Second, "CIDRNotAvailable event", func() (bool, error) {
 		evs, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
@@ -312,7 +313,7 @@ func TestNodeLifecycle(t *testing.T) {
 	if err := cs.CoreV1().Nodes().Delete(ctx, "node-a", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ctltest.Eventually(t, 10*time.Second, "node-c gets node-a's CIDR", func() (bool, error) {
+	poll.Until(t, 10*time.Second, "node-c gets node-a's CIDR", func() (bool, error) {
 		n, err := cs.CoreV1().Nodes().Get(ctx, "node-c", metav1.GetOptions{})
 		if err != nil {
 			return false, err

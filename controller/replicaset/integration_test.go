@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubeish/kubeish/controller/internal/ctltest"
+	"github.com/kubeish/kubeish/pkg/poll"
 	"github.com/kubeish/kubeish/pkg/testenv"
 )
 
@@ -59,7 +60,7 @@ func TestAdoptReleaseAndScaleDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctltest.Eventually(t, 20*time.Second, "orphans adopted, one pod created", func() (bool, error) {
+	poll.Until(t, 20*time.Second, "orphans adopted, one pod created", func() (bool, error) {
 		owned, orphans := podsOf(t, cs, ns)
 		adopted := 0
 		for _, p := range owned {
@@ -75,7 +76,7 @@ func TestAdoptReleaseAndScaleDown(t *testing.T) {
 	if _, err := cs.CoreV1().Pods(ns).Patch(ctx, "orphan-1", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ctltest.Eventually(t, 20*time.Second, "orphan-1 released and replaced", func() (bool, error) {
+	poll.Until(t, 20*time.Second, "orphan-1 released and replaced", func() (bool, error) {
 		owned, orphans := podsOf(t, cs, ns)
 		return len(owned) == 3 && len(orphans) == 1 && orphans[0].Name == "orphan-1", fmt.Errorf("%d owned, %d orphans", len(owned), len(orphans))
 	})
@@ -90,7 +91,7 @@ func TestAdoptReleaseAndScaleDown(t *testing.T) {
 	if _, err := cs.CoreV1().Pods(ns).UpdateStatus(ctx, &keep, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ctltest.Eventually(t, 10*time.Second, "status counts the ready pod", func() (bool, error) {
+	poll.Until(t, 10*time.Second, "status counts the ready pod", func() (bool, error) {
 		got, err := cs.AppsV1().ReplicaSets(ns).Get(ctx, "x", metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -104,12 +105,12 @@ func TestAdoptReleaseAndScaleDown(t *testing.T) {
 	if _, err := cs.AppsV1().ReplicaSets(ns).Update(ctx, got, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ctltest.Eventually(t, 10*time.Second, "one pod left, the ready one", func() (bool, error) {
+	poll.Until(t, 10*time.Second, "one pod left, the ready one", func() (bool, error) {
 		owned, _ := podsOf(t, cs, ns)
 		return len(owned) == 1 && owned[0].Name == keep.Name, fmt.Errorf("%d owned", len(owned))
 	})
 	// And it stays at one: no recreate from a stale cache.
-	ctltest.Eventually(t, 10*time.Second, "status settles at 1", func() (bool, error) {
+	poll.Until(t, 10*time.Second, "status settles at 1", func() (bool, error) {
 		got, err := cs.AppsV1().ReplicaSets(ns).Get(ctx, "x", metav1.GetOptions{})
 		return err == nil && got.Status.Replicas == 1 && got.Status.ObservedGeneration == got.Generation, err
 	})

@@ -25,6 +25,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/kubeish/kubeish/pkg/poll"
 )
 
 // bin holds the binaries built once for the whole run.
@@ -158,16 +160,16 @@ func (c *cluster) restart(name string, sig syscall.Signal) {
 
 func (c *cluster) waitReady() {
 	c.t.Helper()
-	eventually(c.t, 60*time.Second, "apiserver /readyz", func() error {
+	poll.Until(c.t, 60*time.Second, "apiserver /readyz", func() (bool, error) {
 		resp, err := http.Get(c.apiURL + "/readyz")
 		if err != nil {
-			return err
+			return false, err
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("readyz %d", resp.StatusCode)
+			return false, fmt.Errorf("readyz %d", resp.StatusCode)
 		}
-		return nil
+		return true, nil
 	})
 }
 
@@ -202,23 +204,6 @@ func tail(data []byte, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return string(bytes.Join(lines, []byte("\n")))
-}
-
-// eventually polls cond until it returns nil or the deadline passes; the
-// failure names the last error.
-func eventually(t testing.TB, d time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	var err error
-	for {
-		if err = cond(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, d, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 func ctxFor(t *testing.T) context.Context {

@@ -21,6 +21,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
+
+	"github.com/kubeish/kubeish/pkg/poll"
 )
 
 // fakeNode stands in for a node agent through the API only: a Ready Node
@@ -84,10 +86,10 @@ func startFakeNode(t *testing.T, cs kubernetes.Interface, name string) *fakeNode
 
 func (n *fakeNode) reportReady(ctx context.Context, t *testing.T) {
 	t.Helper()
-	eventually(t, 10*time.Second, "node status of "+n.name, func() error {
+	poll.Until(t, 10*time.Second, "node status of "+n.name, func() (bool, error) {
 		node, err := n.client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
 		if err != nil {
-			return err
+			return false, err
 		}
 		res := corev1.ResourceList{
 			corev1.ResourceCPU:    resource.MustParse("4"),
@@ -102,7 +104,7 @@ func (n *fakeNode) reportReady(ctx context.Context, t *testing.T) {
 			Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}},
 		}
 		_, err = n.client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
-		return err
+		return err == nil, err
 	})
 }
 

@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"github.com/kubeish/kubeish/pkg/poll"
 )
 
 func deployment(name string, replicas int32) *appsv1.Deployment {
@@ -73,24 +75,24 @@ func waitRunning(t *testing.T, cs kubernetes.Interface, app string, want int, wi
 	t.Helper()
 	ctx := ctxFor(t)
 	var byNode map[string]int
-	eventually(t, within, fmt.Sprintf("%d running pods of %s", want, app), func() error {
+	poll.Until(t, within, fmt.Sprintf("%d running pods of %s", want, app), func() (bool, error) {
 		all, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
 		if err != nil {
-			return err
+			return false, err
 		}
 		var n int
 		if byNode, n, err = runningPods(ctx, cs, app); err != nil {
-			return err
+			return false, err
 		}
 		if n != want || len(all.Items) != want {
-			return fmt.Errorf("%d running of %d pods, by node %v", n, len(all.Items), byNode)
+			return false, fmt.Errorf("%d running of %d pods, by node %v", n, len(all.Items), byNode)
 		}
 		for _, p := range all.Items {
 			if slices.Contains(avoid, p.Spec.NodeName) {
-				return fmt.Errorf("pod %s still on %s, by node %v", p.Name, p.Spec.NodeName, byNode)
+				return false, fmt.Errorf("pod %s still on %s, by node %v", p.Name, p.Spec.NodeName, byNode)
 			}
 		}
-		return nil
+		return true, nil
 	})
 	return byNode
 }
@@ -116,15 +118,15 @@ func TestDeploymentConverges(t *testing.T) {
 			t.Errorf("6 replicas on 3 equal nodes: %s has %d (%v), want 2 each", node, n, byNode)
 		}
 	}
-	eventually(t, 30*time.Second, "6 ready endpoints on port 8080", func() error {
+	poll.Until(t, 30*time.Second, "6 ready endpoints on port 8080", func() (bool, error) {
 		ep, err := c.client.CoreV1().Endpoints("default").Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
-			return err
+			return false, err
 		}
 		if len(ep.Subsets) != 1 || len(ep.Subsets[0].Addresses) != 6 || ep.Subsets[0].Ports[0].Port != 8080 {
-			return fmt.Errorf("endpoints %+v", ep.Subsets)
+			return false, fmt.Errorf("endpoints %+v", ep.Subsets)
 		}
-		return nil
+		return true, nil
 	})
 
 	scale, err := c.client.AppsV1().Deployments("default").GetScale(ctx, "web", metav1.GetOptions{})
@@ -136,30 +138,30 @@ func TestDeploymentConverges(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRunning(t, c.client, "web", 2, 60*time.Second)
-	eventually(t, 30*time.Second, "deployment status at 2", func() error {
+	poll.Until(t, 30*time.Second, "deployment status at 2", func() (bool, error) {
 		d, err := c.client.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
-			return err
+			return false, err
 		}
 		if d.Status.ObservedGeneration != d.Generation || d.Status.ReadyReplicas != 2 || d.Status.AvailableReplicas != 2 {
-			return fmt.Errorf("status %+v at generation %d", d.Status, d.Generation)
+			return false, fmt.Errorf("status %+v at generation %d", d.Status, d.Generation)
 		}
-		return nil
+		return true, nil
 	})
 
 	if err := c.client.AppsV1().Deployments("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitRunning(t, c.client, "web", 0, 60*time.Second)
-	eventually(t, 30*time.Second, "replicasets removed", func() error {
+	poll.Until(t, 30*time.Second, "replicasets removed", func() (bool, error) {
 		rs, err := c.client.AppsV1().ReplicaSets("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
 		if err != nil {
-			return err
+			return false, err
 		}
 		if len(rs.Items) != 0 {
-			return fmt.Errorf("%d replicasets left", len(rs.Items))
+			return false, fmt.Errorf("%d replicasets left", len(rs.Items))
 		}
-		return nil
+		return true, nil
 	})
 }
 
@@ -202,24 +204,24 @@ func TestNodeLossHeals(t *testing.T) {
 	if !slices.Contains(taints, corev1.TaintNodeUnreachable) {
 		t.Errorf("dead node taints %v, want %s", taints, corev1.TaintNodeUnreachable)
 	}
-	eventually(t, 30*time.Second, "endpoints without the dead node's pods", func() error {
+	poll.Until(t, 30*time.Second, "endpoints without the dead node's pods", func() (bool, error) {
 		ep, err := c.client.CoreV1().Endpoints("default").Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
-			return err
+			return false, err
 		}
 		n := 0
 		for _, s := range ep.Subsets {
 			for _, a := range s.Addresses {
 				if a.NodeName != nil && *a.NodeName == dead.name {
-					return fmt.Errorf("address %s on %s still ready", a.IP, dead.name)
+					return false, fmt.Errorf("address %s on %s still ready", a.IP, dead.name)
 				}
 				n++
 			}
 		}
 		if n != 6 {
-			return fmt.Errorf("%d ready addresses", n)
+			return false, fmt.Errorf("%d ready addresses", n)
 		}
-		return nil
+		return true, nil
 	})
 }
 

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // cluster is one apiserver process and a kubectl pointed at it.
@@ -88,25 +90,19 @@ func startCluster(t *testing.T) *cluster {
 		}
 	})
 	url := "http://" + addr
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
+	until(t, 60*time.Second, "apiserver at "+url+" ready", func() (bool, error) {
 		select {
 		case err := <-exited:
 			t.Fatalf("apiserver exited: %v", err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("apiserver at %s not ready after 60s", url)
+		resp, err := http.Get(url + "/readyz")
+		if err != nil {
+			return false, err
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, fmt.Errorf("readyz %d", resp.StatusCode)
+	})
 	kc := filepath.Join(dir, "kubeconfig")
 	config := fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters:\n- name: kubeish\n  cluster: {server: %q}\ncontexts:\n- name: kubeish\n  context: {cluster: kubeish, user: kubeish}\nusers:\n- name: kubeish\n  user: {}\ncurrent-context: kubeish\n", url)
 	if err := os.WriteFile(kc, []byte(config), 0o600); err != nil {
@@ -454,11 +450,24 @@ func (b *syncBuffer) String() string {
 // waitOutput polls until s occurs at least n times in the output.
 func waitOutput(t *testing.T, b *syncBuffer, n int, s string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for strings.Count(b.String(), s) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 30s for %d× %q in:\n%s", n, s, b.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	until(t, 30*time.Second, fmt.Sprintf("%d× %q", n, s), func() (bool, error) {
+		out := b.String()
+		return strings.Count(out, s) >= n, fmt.Errorf("output so far:\n%s", out)
+	})
+}
+
+// until checks cond every 20ms until it reports done, and fails t when
+// timeout passes first, naming the last error cond returned. (The main
+// module's pkg/poll does the same; this module does not depend on it.)
+func until(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
+	t.Helper()
+	var last error
+	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+		done, err := cond()
+		last = err
+		return done, nil
+	})
+	if err != nil {
+		t.Fatalf("timed out after %s waiting for %s (last: %v)", timeout, what, last)
 	}
 }

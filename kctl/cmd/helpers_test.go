@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kubeish/kubeish/kctl/cmd"
+	"github.com/kubeish/kubeish/pkg/poll"
 	"github.com/kubeish/kubeish/pkg/testenv"
 )
 
@@ -128,27 +129,15 @@ func (k *kctl) start(args ...string) *background {
 // waitFor polls the command's output until it contains all of want.
 func (b *background) waitFor(t testing.TB, want ...string) {
 	t.Helper()
-	eventually(t, 15*time.Second, fmt.Sprintf("output with %q", want), func() bool {
+	poll.Until(t, 15*time.Second, fmt.Sprintf("output with %q", want), func() (bool, error) {
 		s := b.String()
 		for _, w := range want {
 			if !strings.Contains(s, w) {
-				return false
+				return false, fmt.Errorf("output so far:\n%s", s)
 			}
 		}
-		return true
-	}, b.String)
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool, got func() string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; got:\n%s", d, what, got())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return true, nil
+	})
 }
 
 // fields splits a table's lines into their columns.

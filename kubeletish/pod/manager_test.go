@@ -11,19 +11,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubeish/kubeish/kubeletish/runtime"
+	"github.com/kubeish/kubeish/pkg/poll"
 	"github.com/kubeish/kubeish/pkg/testenv"
 )
-
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // TestManagerWithFakeRuntime runs the pod sync against the real apiserver
 // and the fake runtime: a pod starts, a crashed container restarts, an
@@ -60,26 +50,29 @@ func TestManagerWithFakeRuntime(t *testing.T) {
 		}
 		return p
 	}
-	poll(t, "Running", func() bool { p := get(); return p != nil && p.Status.Phase == v1.PodRunning && p.Status.PodIP != "" })
-	poll(t, "orphan removed", func() bool {
+	poll.Until(t, 15*time.Second, "Running", func() (bool, error) {
+		p := get()
+		return p != nil && p.Status.Phase == v1.PodRunning && p.Status.PodIP != "", nil
+	})
+	poll.Until(t, 15*time.Second, "orphan removed", func() (bool, error) {
 		cs, _ := fake.ListContainers(ctx, "gone")
 		s, _ := fake.GetSandbox(ctx, "gone")
-		return len(cs) == 0 && s == nil
+		return len(cs) == 0 && s == nil, nil
 	})
 
 	cs, _ := fake.ListContainers(ctx, string(get().UID))
 	fake.Exit(cs[0].ID, 1, "")
-	poll(t, "restart", func() bool {
+	poll.Until(t, 15*time.Second, "restart", func() (bool, error) {
 		p := get()
-		return p != nil && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount == 1 && p.Status.ContainerStatuses[0].State.Running != nil
+		return p != nil && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount == 1 && p.Status.ContainerStatuses[0].State.Running != nil, nil
 	})
 
 	if err := env.Client.CoreV1().Pods("default").Delete(ctx, "p", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "pod deleted", func() bool {
+	poll.Until(t, 15*time.Second, "pod deleted", func() (bool, error) {
 		_, err := env.Client.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{})
-		return apierrors.IsNotFound(err)
+		return apierrors.IsNotFound(err), nil
 	})
 	calls := strings.Join(fake.Calls, "\n")
 	for _, want := range []string{"Start p/c#0", "Start p/c#1", "Stop p/c#1 grace=7s", "RemoveSandbox p", "RemoveSandbox gone"} {

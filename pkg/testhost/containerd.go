@@ -21,6 +21,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/kubeish/kubeish/pkg/poll"
 )
 
 // Require skips the test unless it runs as root with the named commands
@@ -101,19 +105,15 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		t.Fatalf("starting containerd: %v", err)
 	}
 	t.Cleanup(func() { c.cleanup(t); logf.Close() })
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	poll.Until(t, 20*time.Second, "containerd listening on "+c.Address, func() (bool, error) {
 		conn, err := net.Dial("unix", c.Address)
-		if err == nil {
-			conn.Close()
-			break
-		}
-		if time.Now().After(deadline) {
+		if err != nil {
 			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("containerd did not listen on %s: %v\n%s", c.Address, err, tail(b, 3000))
+			return false, fmt.Errorf("%v\n%s", err, tail(b, 3000))
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		conn.Close()
+		return true, nil
+	})
 	return c
 }
 
@@ -246,12 +246,12 @@ func removeCgroupTree(parent string) {
 		})
 		sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
 		for _, d := range dirs {
-			for i := 0; i < 50; i++ {
-				if err := syscall.Rmdir(d); err == nil || os.IsNotExist(err) {
-					break
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			// A killed process leaves its cgroup a moment later; give up
+			// after a second, leaving the directory to the next run.
+			_ = wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, time.Second, true, func(context.Context) (bool, error) {
+				err := syscall.Rmdir(d)
+				return err == nil || os.IsNotExist(err), nil
+			})
 		}
 		// Remove now-empty ancestors below the hierarchy root (e.g. /kubeish).
 		for d := filepath.Dir(filepath.Join(root, parent)); len(d) > len(root); d = filepath.Dir(d) {

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubeish/kubeish/pkg/poll"
 	"github.com/kubeish/kubeish/pkg/testenv"
 	f "github.com/kubeish/kubeish/scheduler/framework/fwtest"
 )
@@ -124,24 +126,14 @@ func (r *running) stop() {
 	r.done <- nil // stop is idempotent
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+// eventually polls cond until it holds; state describes what it saw, for
+// the failure message.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (ok bool, state string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
+	poll.Until(t, timeout, what, func() (bool, error) {
 		ok, state := cond()
-		if ok {
-			return
-		}
-		if state != "" {
-			last = state
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s; last: %s", timeout, what, last)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return ok, errors.New(state)
+	})
 }
 
 func (h *harness) pods(t *testing.T) []v1.Pod {
@@ -300,13 +292,15 @@ func TestUnsatisfiableSelectorWaitsForNode(t *testing.T) {
 	if _, err := h.cs.CoreV1().Nodes().UpdateStatus(context.Background(), n, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond) // asserting that nothing happens
-	if got := attempts(); got != before {
-		t.Fatalf("pod retried %v times without a relevant event", got-before)
-	}
-	if a, b, u := r.app.sched.queue.Lens(); a != 0 || b != 0 || u != 1 {
-		t.Fatalf("queue lens %d/%d/%d, want the pod in unschedulable", a, b, u)
-	}
+	poll.Never(t, 1500*time.Millisecond, "no retry without a relevant event", func() error {
+		if got := attempts(); got != before {
+			return fmt.Errorf("pod retried %v times", got-before)
+		}
+		if a, b, u := r.app.sched.queue.Lens(); a != 0 || b != 0 || u != 1 {
+			return fmt.Errorf("queue lens %d/%d/%d, want the pod in unschedulable", a, b, u)
+		}
+		return nil
+	})
 
 	// A matching node appears: the pod is bound to it at once.
 	start := time.Now()

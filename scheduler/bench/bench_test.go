@@ -31,6 +31,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubeish/kubeish/pkg/poll"
 	"github.com/kubeish/kubeish/pkg/testenv"
 	f "github.com/kubeish/kubeish/scheduler/framework/fwtest"
 )
@@ -111,7 +112,7 @@ func runOnce(tb testing.TB, nodes, pods int) result {
 	}
 	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
 	base := "http://" + addr
-	waitFor(tb, 60*time.Second, "scheduler ready", func() bool { return get(base+"/readyz") == "ok" })
+	poll.Until(tb, 60*time.Second, "scheduler ready", func() (bool, error) { return get(base+"/readyz") == "ok", nil })
 	synced := time.Now()
 	var prof sync.WaitGroup
 	if dir := os.Getenv("SCHED_BENCH_PROFILE"); dir != "" {
@@ -130,15 +131,14 @@ func runOnce(tb testing.TB, nodes, pods int) result {
 	}
 	// Scraping costs the scheduler CPU (the process collector reads
 	// /proc), so poll the counter gently.
-	waitFor(tb, 10*time.Minute, "all pods bound", func() bool {
-		time.Sleep(80 * time.Millisecond)
+	poll.UntilEvery(tb, 100*time.Millisecond, 10*time.Minute, "all pods bound", func() (bool, error) {
 		page := get(base + "/metrics")
 		n := scraped(page, `scheduler_schedule_attempts_total{result="scheduled"}`)
 		if os.Getenv("SCHED_BENCH_TRACE") != "" {
 			tb.Logf("%6.2fs bound %6.0f inflight %3.0f active %5.0f", time.Since(synced).Seconds(), n,
 				scraped(page, "kubeish_scheduler_inflight_binds"), scraped(page, `scheduler_pending_pods{queue="active"}`))
 		}
-		return n >= float64(pods)
+		return n >= float64(pods), fmt.Errorf("%.0f of %d bound", n, pods)
 	})
 	done := time.Now()
 	cpu, rss := procUsage(tb, cmd.Process.Pid)
@@ -261,17 +261,6 @@ func scraped(page, sample string) float64 {
 		}
 	}
 	return -1
-}
-
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // procUsage returns the CPU seconds (user+system) and peak RSS (MiB) of a

@@ -133,22 +133,4 @@ func (k *Kubelet) MarkReady(ctx context.Context, p *corev1.Pod) error {
 	return err
 }
 
-// Eventually polls cond every 50ms until it returns true or timeout.
-func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last error
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		last = err
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s (last error: %v)", timeout, what, last)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func boolPtr(b bool) *bool { return &b }
