@@ -147,8 +147,6 @@ state = "$RUN_DIR/containerd-state"
 disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [grpc]
   address = "$CONTAINERD_SOCK"
-[plugins."io.containerd.runtime.v1.linux"]
-  shim_debug = false
 EOF
   start containerd "" containerd --config "$root/config.toml" --log-level warn
   wait_for "containerd" 30 test -S "$CONTAINERD_SOCK"
@@ -187,6 +185,16 @@ start_nodes() {
       --cluster-cidr "$CLUSTER_CIDR" --service-cluster-ip-range "$SERVICE_CIDR" \
       --log-level "$LOG_LEVEL"
   done
+}
+
+# wait_nodes_ready waits until every node agent's Node is Ready.
+wait_nodes_ready() {
+  [ -x "$BIN/kubeletish" ] || return 0
+  wait_for "$NODES Ready node(s)" 120 nodes_ready
+}
+
+nodes_ready() {
+  [ "$("$BIN/kctl" -s "http://127.0.0.1:$API_PORT" get nodes --no-headers 2>/dev/null | awk '$2 == "Ready"' | wc -l)" -ge "$NODES" ]
 }
 
 # wait_for WHAT SECONDS CMD...: poll CMD until it succeeds or time runs out.
@@ -235,6 +243,7 @@ down() {
   log "stopping"
   stop_processes
   remove_netns
+  rm -rf "$RUN_DIR"
   local args=()
   [ -n "$KUBECONFIG_FILE" ] && args+=(--kubeconfig "$KUBECONFIG_FILE")
   [ -x "$BIN/localup" ] && "$BIN/localup" kubeconfig remove "${args[@]}" || true
@@ -256,12 +265,13 @@ up() {
   write_kubeconfigs
   start_control_plane
   start_nodes
+  wait_nodes_ready
+  log "kubeish is up: apiserver http://127.0.0.1:$API_PORT, context 'kubeish'"
   cat >&2 <<EOF
-
-$(log "kubeish is up: apiserver http://127.0.0.1:$API_PORT, context 'kubeish'")
   try:
     curl http://127.0.0.1:$API_PORT/api/v1/namespaces
     bin/kctl apply -f manifests/deployment.yaml && bin/kctl get pods -o wide
+    (example images are not imported yet: pods stay in ErrImagePull)
     hack/local-up.sh shell node-1
   Ctrl-C stops the cluster.
 

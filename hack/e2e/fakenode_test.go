@@ -37,6 +37,7 @@ type fakeNode struct {
 	cancel context.CancelFunc
 
 	mu     sync.Mutex
+	cidr   *net.IPNet // the node's pod CIDR, once allocated
 	nextIP int
 }
 
@@ -174,18 +175,22 @@ func (n *fakeNode) syncPod(ctx context.Context, p *corev1.Pod) {
 }
 
 func (n *fakeNode) podIP(ctx context.Context) (string, error) {
-	node, err := n.client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
-	if err != nil {
-		return "", err
-	}
-	_, cidr, err := net.ParseCIDR(node.Spec.PodCIDR)
-	if err != nil {
-		return "", fmt.Errorf("node %s has no pod CIDR yet", n.name)
-	}
 	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cidr == nil {
+		// The controller allocates the node's pod CIDR once; ask until then.
+		node, err := n.client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
+		if err != nil {
+			return "", err
+		}
+		_, cidr, err := net.ParseCIDR(node.Spec.PodCIDR)
+		if err != nil {
+			return "", fmt.Errorf("node %s has no pod CIDR yet", n.name)
+		}
+		n.cidr = cidr
+	}
+	ip := n.cidr.IP.To4()
 	i := n.nextIP
 	n.nextIP++
-	n.mu.Unlock()
-	ip := cidr.IP.To4()
 	return fmt.Sprintf("%d.%d.%d.%d", ip[0], ip[1], ip[2], int(ip[3])+i), nil
 }

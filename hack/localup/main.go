@@ -129,11 +129,8 @@ func dialerIn(path string) (func(addr string) (net.Conn, error), error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening network namespace: %w", err)
 	}
-	type req struct {
-		addr  string
-		reply chan result
-	}
-	reqs := make(chan req)
+	// Each request asks the namespace thread for one new socket.
+	reqs := make(chan chan result)
 	started := make(chan error, 1)
 	go func() {
 		// This thread never leaves the namespace, and is never reused by
@@ -145,11 +142,11 @@ func dialerIn(path string) (func(addr string) (net.Conn, error), error) {
 		}
 		f.Close()
 		started <- nil
-		for r := range reqs {
+		for reply := range reqs {
 			// The socket is created here, in the namespace; connecting
 			// may finish on any thread.
 			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-			r.reply <- result{fd: fd, err: err}
+			reply <- result{fd: fd, err: err}
 		}
 	}()
 	if err := <-started; err != nil {
@@ -161,7 +158,7 @@ func dialerIn(path string) (func(addr string) (net.Conn, error), error) {
 			return nil, err
 		}
 		reply := make(chan result, 1)
-		reqs <- req{addr: addr, reply: reply}
+		reqs <- reply
 		res := <-reply
 		if res.err != nil {
 			return nil, res.err
