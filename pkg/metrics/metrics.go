@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sort"
 	"sync"
 	"time"
 
@@ -62,6 +63,7 @@ func (s *Server) checks(set *map[string]Check) http.HandlerFunc {
 			}
 		}
 		s.mu.Unlock()
+		sort.Strings(failed)
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if len(failed) > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
