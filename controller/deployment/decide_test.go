@@ -181,3 +181,39 @@ func TestCompleteAndProgressed(t *testing.T) {
 		}
 	}
 }
+
+func TestReplicaFailure(t *testing.T) {
+	failing := func(name, msg string) *appsv1.ReplicaSet {
+		rs := &appsv1.ReplicaSet{}
+		rs.Name = name
+		rs.Status.Conditions = []appsv1.ReplicaSetCondition{{Type: appsv1.ReplicaSetReplicaFailure, Status: corev1.ConditionTrue, Reason: "FailedCreate", Message: msg}}
+		return rs
+	}
+	healthy := &appsv1.ReplicaSet{}
+	for _, tc := range []struct {
+		name    string
+		newRS   *appsv1.ReplicaSet
+		olds    []*appsv1.ReplicaSet
+		wantMsg string // "" for no condition
+	}{
+		{"none failing", healthy, []*appsv1.ReplicaSet{healthy}, ""},
+		{"no sets", nil, nil, ""},
+		{"new set failing", failing("new", "quota"), nil, "quota"},
+		{"old set failing", healthy, []*appsv1.ReplicaSet{failing("old", "forbidden")}, "forbidden"},
+		{"new set's failure first", failing("new", "quota"), []*appsv1.ReplicaSet{failing("old", "forbidden")}, "quota"},
+		{"old set failing without a new set", nil, []*appsv1.ReplicaSet{failing("old", "forbidden")}, "forbidden"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ReplicaFailure(tc.newRS, tc.olds)
+			switch {
+			case tc.wantMsg == "" && got != nil:
+				t.Fatalf("= %+v, want none", got)
+			case tc.wantMsg != "" && got == nil:
+				t.Fatalf("= nil, want message %q", tc.wantMsg)
+			case got != nil && (got.Type != appsv1.DeploymentReplicaFailure || got.Status != corev1.ConditionTrue ||
+				got.Reason != "FailedCreate" || got.Message != tc.wantMsg):
+				t.Fatalf("= %+v, want ReplicaFailure True FailedCreate %q", got, tc.wantMsg)
+			}
+		})
+	}
+}

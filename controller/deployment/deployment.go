@@ -125,17 +125,9 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	return c.loop.Run(ctx, workers, c.synced...)
 }
 
-func metaOf(obj any) metav1.Object {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	m, _ := obj.(metav1.Object)
-	return m
-}
-
 func (c *Controller) enqueueOwnerOfRS(obj any) {
-	m := metaOf(obj)
-	if m == nil {
+	m, ok := loop.ObjectOf[metav1.Object](obj)
+	if !ok {
 		return
 	}
 	if ref := metav1.GetControllerOf(m); ref != nil {
@@ -157,8 +149,8 @@ func (c *Controller) enqueueOwnerOfRS(obj any) {
 }
 
 func (c *Controller) enqueueOwnerOfPod(obj any) {
-	m := metaOf(obj)
-	if m == nil {
+	m, ok := loop.ObjectOf[metav1.Object](obj)
+	if !ok {
 		return
 	}
 	ref := metav1.GetControllerOf(m)

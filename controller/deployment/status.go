@@ -3,6 +3,7 @@ package deployment
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -30,7 +31,35 @@ func (c *Controller) status(d *appsv1.Deployment, newRS *appsv1.ReplicaSet, olds
 	}
 	st.UnavailableReplicas = max(replicas(d)-st.AvailableReplicas, 0)
 	st.ObservedGeneration = d.Generation
+	if f := ReplicaFailure(newRS, olds); f != nil {
+		setCondition(st, *f)
+	} else {
+		removeCondition(st, appsv1.DeploymentReplicaFailure)
+	}
 	return *st
+}
+
+// ReplicaFailure is the Deployment's ReplicaFailure condition: a set that
+// cannot create or delete its pods (a rejected template, a terminating
+// namespace) says so on the Deployment, the new set's failure first, as
+// Kubernetes does. Nil when no set is failing.
+func ReplicaFailure(newRS *appsv1.ReplicaSet, olds []*appsv1.ReplicaSet) *appsv1.DeploymentCondition {
+	for _, rs := range append([]*appsv1.ReplicaSet{newRS}, olds...) {
+		if rs == nil {
+			continue
+		}
+		for _, c := range rs.Status.Conditions {
+			if c.Type == appsv1.ReplicaSetReplicaFailure && c.Status == corev1.ConditionTrue {
+				return &appsv1.DeploymentCondition{Type: appsv1.DeploymentReplicaFailure, Status: c.Status,
+					Reason: c.Reason, Message: c.Message, LastUpdateTime: c.LastTransitionTime, LastTransitionTime: c.LastTransitionTime}
+			}
+		}
+	}
+	return nil
+}
+
+func removeCondition(st *appsv1.DeploymentStatus, t appsv1.DeploymentConditionType) {
+	st.Conditions = slices.DeleteFunc(st.Conditions, func(c appsv1.DeploymentCondition) bool { return c.Type == t })
 }
 
 func condition(st *appsv1.DeploymentStatus, t appsv1.DeploymentConditionType) *appsv1.DeploymentCondition {

@@ -106,10 +106,8 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 }
 
 func (c *Controller) enqueueService(obj any) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	switch o := obj.(type) {
+	o, _ := loop.ObjectOf[any](obj)
+	switch o := o.(type) {
 	case *corev1.Endpoints:
 		c.loop.Add(o.Namespace + "/" + o.Name)
 	case *discoveryv1.EndpointSlice:
@@ -121,10 +119,7 @@ func (c *Controller) enqueueService(obj any) {
 
 // podChanged enqueues the services whose selector matches the pod.
 func (c *Controller) podChanged(obj any) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	p, ok := obj.(*corev1.Pod)
+	p, ok := loop.ObjectOf[*corev1.Pod](obj)
 	if !ok {
 		return
 	}

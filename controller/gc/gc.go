@@ -178,11 +178,8 @@ func (c *Collector) handler(w *watched) cache.ResourceEventHandler {
 			}
 		},
 		DeleteFunc: func(obj any) {
-			if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = tomb.Obj
-			}
-			m, err := meta.Accessor(obj)
-			if err != nil {
+			m, ok := loop.ObjectOf[metav1.Object](obj)
+			if !ok {
 				return
 			}
 			c.mu.Lock()

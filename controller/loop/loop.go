@@ -116,6 +116,17 @@ func (l *Loop) Enqueue(obj any) {
 	l.queue.Add(key)
 }
 
+// ObjectOf returns the object an informer event carries as a T, first
+// unwrapping the tombstone (cache.DeletedFinalStateUnknown) a delete the
+// watch missed arrives as; ok is false when it is not a T.
+func ObjectOf[T any](obj any) (T, bool) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	t, ok := obj.(T)
+	return t, ok
+}
+
 // Len is the queue's current depth.
 func (l *Loop) Len() int { return l.queue.Len() }
 

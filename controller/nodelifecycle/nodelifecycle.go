@@ -155,10 +155,7 @@ func (c *Controller) leaseChanged(obj any) {
 }
 
 func (c *Controller) nodeDeleted(obj any) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	n, ok := obj.(*corev1.Node)
+	n, ok := loop.ObjectOf[*corev1.Node](obj)
 	if !ok {
 		return
 	}

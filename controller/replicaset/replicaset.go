@@ -161,15 +161,9 @@ func (c *Controller) updatePod(oldObj, newObj any) {
 }
 
 func (c *Controller) deletePod(obj any) {
-	p, ok := obj.(*corev1.Pod)
+	p, ok := loop.ObjectOf[*corev1.Pod](obj)
 	if !ok {
-		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if p, ok = tomb.Obj.(*corev1.Pod); !ok {
-			return
-		}
+		return
 	}
 	if key, ok := ownerKey(p); ok {
 		c.expect.DeletionObserved(key, p.UID)
