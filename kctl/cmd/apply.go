@@ -84,7 +84,7 @@ func runApply(ctx context.Context, f *Factory, s Streams, o *applyOptions) error
 	if err := checkDryRun(o.dryRun); err != nil {
 		return err
 	}
-	objs, err := readManifests(o.files, s.In)
+	objs, err := readManifests(o.files, s.In, s.ErrOut)
 	if err != nil {
 		return err
 	}
@@ -237,7 +237,7 @@ func newCreateCommand(f *Factory, s Streams) *cobra.Command {
 			if err := checkDryRun(o.dryRun); err != nil {
 				return err
 			}
-			objs, err := readManifests(o.files, s.In)
+			objs, err := readManifests(o.files, s.In, s.ErrOut)
 			if err != nil {
 				return err
 			}

@@ -227,8 +227,19 @@ func TestApplyStdinAndDir(t *testing.T) {
 	k.file("dir/a.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a}\n")
 	k.file("dir/b.json", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"b"}}`)
 	k.file("dir/ignored.txt", "not a manifest")
-	if got := k.ok("apply", "-f", k.dir+"/dir"); got != "namespace/team-a created\nconfigmap/b created\n" {
-		t.Fatalf("got %q", got)
+	k.file("dir/prometheus.yml", "global: {scrape_interval: 15s}\nscrape_configs: []\n")
+	if r := k.run("apply", "-f", k.dir+"/dir"); r.code != 0 || r.out != "namespace/team-a created\nconfigmap/b created\n" ||
+		!strings.Contains(r.err, "skipping "+k.dir+"/dir/prometheus.yml: not a Kubernetes manifest") {
+		t.Fatalf("%+v", r)
+	}
+	// A manifest with a mistake in a directory is still an error, and
+	// a non-manifest named explicitly is too.
+	k.file("bad/c.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\nmetadata: {name: d}\n")
+	if r := k.run("apply", "-f", k.dir+"/bad"); r.code != 1 || !strings.Contains(r.err, "no apiVersion or kind") {
+		t.Fatalf("%+v", r)
+	}
+	if r := k.run("apply", "-f", k.dir+"/dir/prometheus.yml"); r.code != 1 || !strings.Contains(r.err, "no apiVersion or kind") {
+		t.Fatalf("%+v", r)
 	}
 	if got := k.ok("-n", "kube-public", "get", "cm", "from-stdin", "-o", "name"); got != "configmap/from-stdin\n" {
 		t.Fatalf("got %q", got)

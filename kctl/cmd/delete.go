@@ -69,7 +69,7 @@ func runDelete(ctx context.Context, f *Factory, s Streams, o *deleteOptions, arg
 		if len(args) > 0 {
 			return fmt.Errorf("give either -f or KIND NAME, not both")
 		}
-		objs, err := readManifests(o.files, s.In)
+		objs, err := readManifests(o.files, s.In, s.ErrOut)
 		if err != nil {
 			return err
 		}

@@ -24,7 +24,7 @@ compared as a unified diff. Exit code 0: no differences, 1: differences,
 above 1: kctl failed.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			objs, err := readManifests(files, s.In)
+			objs, err := readManifests(files, s.In, s.ErrOut)
 			if err != nil {
 				return err
 			}

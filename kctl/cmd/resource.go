@@ -48,14 +48,18 @@ func resourceClient(dyn dynamic.Interface, m *meta.RESTMapping, ns string) dynam
 }
 
 // readManifests reads every object in the files named (a file, a
-// directory of .yaml/.yml/.json files, or - for stdin), in order.
-func readManifests(paths []string, stdin io.Reader) ([]*unstructured.Unstructured, error) {
+// directory of .yaml/.yml/.json files, or - for stdin), in order. In a
+// directory, a file that holds no Kubernetes object at all (manifests/
+// keeps prometheus.yml beside the examples) is skipped with a note on
+// warn; named explicitly, it is an error.
+func readManifests(paths []string, stdin io.Reader, warn io.Writer) ([]*unstructured.Unstructured, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("must give -f FILE, DIR or - (stdin)")
 	}
 	var out []*unstructured.Unstructured
 	for _, p := range paths {
 		var files []string
+		inDir := false
 		if p == "-" {
 			files = []string{"-"}
 		} else {
@@ -75,6 +79,7 @@ func readManifests(paths []string, stdin io.Reader) ([]*unstructured.Unstructure
 					}
 				}
 				sort.Strings(files)
+				inDir = true
 			} else {
 				files = []string{p}
 			}
@@ -91,6 +96,10 @@ func readManifests(paths []string, stdin io.Reader) ([]*unstructured.Unstructure
 				return nil, err
 			}
 			objs, err := decodeManifests(data)
+			if inDir && errors.Is(err, errNotObject) && !hasAnyObject(data) {
+				fmt.Fprintf(warn, "skipping %s: not a Kubernetes manifest (no apiVersion or kind)\n", file)
+				continue
+			}
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", file, err)
 			}
@@ -101,6 +110,25 @@ func readManifests(paths []string, stdin io.Reader) ([]*unstructured.Unstructure
 		return nil, errors.New("no objects passed")
 	}
 	return out, nil
+}
+
+// errNotObject is a document without apiVersion or kind.
+var errNotObject = errors.New("an object has no apiVersion or kind")
+
+// hasAnyObject tells whether any document in data names an apiVersion or
+// a kind: a file with none is not a manifest at all, while one with some
+// is a manifest with a mistake, which must be reported.
+func hasAnyObject(data []byte) bool {
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			return false
+		}
+		if m["apiVersion"] != nil || m["kind"] != nil {
+			return true
+		}
+	}
 }
 
 // decodeManifests splits multi-document YAML (or JSON) into objects;
@@ -121,7 +149,7 @@ func decodeManifests(data []byte) ([]*unstructured.Unstructured, error) {
 		}
 		obj := &unstructured.Unstructured{Object: m}
 		if obj.GetKind() == "" || obj.GetAPIVersion() == "" {
-			return nil, fmt.Errorf("an object has no apiVersion or kind: %v", m)
+			return nil, fmt.Errorf("%w: %v", errNotObject, m)
 		}
 		if obj.IsList() {
 			items, _, _ := unstructured.NestedSlice(m, "items")
