@@ -2,22 +2,57 @@
 // answers with its pod's name (from $POD_NAME) and, for tests and demos,
 // can print a file, crash after a while, or eat memory.
 //
-//	/            "hello from <POD_NAME>"
-//	/env?name=X  the value of $X
-//	/file?path=P the content of file P
-//	/log?msg=M   prints M on stdout (for log tests)
-//	/healthz     200, or 500 once the file named by --unhealthy-file exists
+//	/                  "hello from <POD_NAME>", or "hello from <POD_NAME> (<ECHO_VERSION>)"
+//	                   when the image sets $ECHO_VERSION (the e2e suite's v1 and v2)
+//	/env?name=X        the value of $X
+//	/file?path=P       the content of file P
+//	/log?msg=M         prints M on stdout (for log tests)
+//	/healthz           200, or 500 while the file named by --unhealthy-file
+//	                   exists or after /unready
+//	/unready, /ready   make /healthz fail, or pass again (a readiness probe on
+//	                   /healthz then takes the pod out of its Services)
+//	/fetch?url=U       GETs U from inside the pod (resolving names with the
+//	                   pod's /etc/resolv.conf) and answers 200 with JSON
+//	                   {"status":…,"body":…,"error":…}; &timeout=D (default 3s)
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
+
+// fetchResult is /fetch's answer: the status and body of the request made
+// from inside the pod, or why it failed.
+type fetchResult struct {
+	Status int    `json:"status,omitempty"`
+	Body   string `json:"body,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// fetch GETs url on a fresh connection (no keep-alive, so every request
+// through a Service is balanced anew).
+func fetch(url string, timeout time.Duration) fetchResult {
+	c := &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get(url)
+	if err != nil {
+		return fetchResult{Error: err.Error()}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	r := fetchResult{Status: resp.StatusCode, Body: string(b)}
+	if err != nil {
+		r.Error = err.Error()
+	}
+	return r
+}
 
 func main() {
 	listen := flag.String("listen", ":8080", "address to serve HTTP on")
@@ -54,9 +89,40 @@ func main() {
 		os.Exit(0)
 	}()
 
+	var failing atomic.Bool // set by /unready
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if v := os.Getenv("ECHO_VERSION"); v != "" {
+			fmt.Fprintf(w, "hello from %s (%s)\n", os.Getenv("POD_NAME"), v)
+			return
+		}
 		fmt.Fprintf(w, "hello from %s\n", os.Getenv("POD_NAME"))
+	})
+	mux.HandleFunc("/fetch", func(w http.ResponseWriter, r *http.Request) {
+		url := r.URL.Query().Get("url")
+		if url == "" {
+			http.Error(w, "fetch: ?url= is required", http.StatusBadRequest)
+			return
+		}
+		timeout := 3 * time.Second
+		if t := r.URL.Query().Get("timeout"); t != "" {
+			d, err := time.ParseDuration(t)
+			if err != nil {
+				http.Error(w, "fetch: timeout: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			timeout = d
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(fetch(url, timeout))
+	})
+	mux.HandleFunc("/unready", func(w http.ResponseWriter, r *http.Request) {
+		failing.Store(true)
+		fmt.Fprint(w, "healthz now fails")
+	})
+	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {
+		failing.Store(false)
+		fmt.Fprint(w, "healthz now passes")
 	})
 	mux.HandleFunc("/log", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Println(r.URL.Query().Get("msg"))
@@ -73,6 +139,10 @@ func main() {
 		w.Write(b)
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			http.Error(w, "unhealthy (/unready)", http.StatusInternalServerError)
+			return
+		}
 		if *unhealthy != "" {
 			if _, err := os.Stat(*unhealthy); err == nil {
 				http.Error(w, "unhealthy", http.StatusInternalServerError)
