@@ -79,6 +79,32 @@ build() {
   go build -o "$BIN/localup" ./hack/localup
 }
 
+# build_images builds the example images the manifests use, as OCI
+# archives: kubeish/echo:v1 and :v2 (the same program; two tags to roll
+# between). No registry is needed: each node imports them.
+IMAGES_DIR=
+build_images() {
+  IMAGES_DIR=$DATA_DIR/images
+  mkdir -p "$IMAGES_DIR"
+  log "building example images into $IMAGES_DIR"
+  CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$IMAGES_DIR/echo" ./hack/images/echo
+  local tag
+  for tag in v1 v2; do
+    "$BIN/kctl" image build "$IMAGES_DIR/echo" -t "kubeish/echo:$tag" -o "$IMAGES_DIR/echo-$tag.tar" >/dev/null
+  done
+}
+
+# import_images imports the example images into every node's containerd
+# namespace (node-side, as on a real machine: kubeletish images import).
+import_images() {
+  local n
+  for n in $(seq 1 "$NODES"); do
+    "$BIN/kubeletish" images import --containerd-address "$CONTAINERD_SOCK" \
+      --containerd-namespace "kubeish-node-$n" "$IMAGES_DIR"/echo-*.tar >/dev/null
+  done
+  log "imported kubeish/echo:v1 and :v2 into $NODES node(s)"
+}
+
 # start NAME NS CMD...: run CMD in host namespace NS (or the root one when
 # NS is empty) with every line of its output prefixed by NAME; record its PID.
 start() {
@@ -257,6 +283,7 @@ up() {
   fi
   install_packages
   build
+  build_images
   mkdir -p "$RUN_DIR" "$DATA_DIR"
   : > "$PIDS_FILE"
   trap down EXIT
@@ -265,14 +292,18 @@ up() {
   write_kubeconfigs
   start_control_plane
   start_nodes
+  [ -x "$BIN/kubeletish" ] && import_images
   wait_nodes_ready
   log "kubeish is up: apiserver http://127.0.0.1:$API_PORT, context 'kubeish'"
   cat >&2 <<EOF
   try:
     curl http://127.0.0.1:$API_PORT/api/v1/namespaces
-    bin/kctl apply -f manifests/deployment.yaml && bin/kctl get pods -o wide
-    (example images are not imported yet: pods stay in ErrImagePull)
-    hack/local-up.sh shell node-1
+    bin/kctl apply -f manifests/
+    bin/kctl get pods -o wide
+    bin/kctl get svc web                      # its CLUSTER-IP
+    hack/local-up.sh exec node-1 curl -s http://<CLUSTER-IP>/
+    hack/local-up.sh exec node-1 curl -s http://10.250.0.2:30080/      # the NodePort
+    make shell NODE=node-1                    # a shell on a node
   Ctrl-C stops the cluster.
 
 EOF
