@@ -226,7 +226,7 @@ func (r *Containerd) StartContainer(ctx context.Context, sb *Sandbox, cfg Contai
 		oci.WithHostname(cfg.Hostname),
 		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: sb.NetNSPath}),
 		oci.WithMounts(mounts),
-		oci.WithCgroup(filepath.Join(cfg.CgroupParent, id)),
+		oci.WithCgroup(ContainerCgroup(cfg.CgroupParent, id)),
 		oci.WithEnv(cfg.Env),
 	}
 	switch {

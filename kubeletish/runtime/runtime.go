@@ -7,6 +7,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"path"
 	"time"
 )
 
@@ -100,6 +101,11 @@ type ContainerConfig struct {
 	CPUPeriod    uint64
 	LogPath      string
 }
+
+// ContainerCgroup is the cgroup (cgroupfs path) a runtime gives a
+// container: its pod's cgroup parent and the container's ID. Stats find
+// containers' usage by it.
+func ContainerCgroup(parent, id string) string { return path.Join(parent, id) }
 
 // PullPolicy says when to pull an image.
 type PullPolicy string

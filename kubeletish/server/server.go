@@ -1,6 +1,7 @@
 // Package server is the node agent's HTTP endpoint (--port, 10250):
 // /containerLogs/{ns}/{pod}/{container} (which the apiserver's pods/log
-// proxies to), /metrics and /healthz.
+// proxies to), /stats/summary and /metrics/cadvisor (InstallStats),
+// /metrics and /healthz.
 package server
 
 import (
