@@ -170,6 +170,7 @@ func NewRootCommand(ctx context.Context, s Streams) *cobra.Command {
 		newDiffCommand(f, s),
 		newAPIResourcesCommand(f, s),
 		newVersionCommand(f, s),
+		newImageCommand(f, s),
 	)
 	return root
 }

@@ -9,7 +9,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -49,7 +51,7 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("image reference %q needs an explicit tag (name:tag)", s.Ref)
 	}
 	if tag == "latest" {
-		return fmt.Errorf("image reference %q: tag it explicitly, :latest means pull Always", s.Ref)
+		return fmt.Errorf("image reference %q: :latest means imagePullPolicy Always, a pull from the registry on every start; tag it explicitly (e.g. name:v1)", s.Ref)
 	}
 	if len(s.Files) == 0 && s.Dir == "" {
 		return fmt.Errorf("image %q has no files", s.Ref)
@@ -302,4 +304,32 @@ func goTool() string {
 		return p
 	}
 	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
+// StaticBinaryArch checks that file is a statically linked Linux ELF
+// executable (an image built from it has no dynamic loader and no libc)
+// and returns its architecture in OCI terms (amd64, arm64, …).
+func StaticBinaryArch(file string) (string, error) {
+	f, err := elf.Open(file)
+	if err != nil {
+		var fe *elf.FormatError
+		if errors.As(err, &fe) {
+			return "", fmt.Errorf("%s is not an ELF executable: an image from a single file needs a static Linux binary", file)
+		}
+		return "", err
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return "", fmt.Errorf("%s is dynamically linked: the image has no loader or libc; build it static (Go: CGO_ENABLED=0)", file)
+		}
+	}
+	arch, ok := map[elf.Machine]string{
+		elf.EM_X86_64: "amd64", elf.EM_AARCH64: "arm64", elf.EM_386: "386", elf.EM_ARM: "arm",
+		elf.EM_RISCV: "riscv64", elf.EM_PPC64: "ppc64le", elf.EM_S390: "s390x",
+	}[f.Machine]
+	if !ok {
+		return "", fmt.Errorf("%s: unsupported machine %v", file, f.Machine)
+	}
+	return arch, nil
 }
