@@ -1,12 +1,17 @@
 //go:build e2e
 
 // Package e2e runs the real binaries as separate processes and checks the
-// promises the cluster makes as a whole: what is applied converges, and it
-// heals when parts fail. `make e2e` runs it.
+// promises the cluster makes as a whole: what is applied converges, it
+// serves, and it heals when parts fail. `make e2e` (or `make test-e2e`)
+// runs it, as root.
 //
-// Until the node agent can run here, nodes are simulated in the test by
-// fakeNode: it registers a Ready Node, renews its Lease and reports the pods
-// bound to it as Running, the way kubeletish does through the API.
+// Two kinds of cluster:
+//   - cluster (this file): apiserver, controller and scheduler on loopback
+//     with nodes simulated through the API by fakeNode: fast tests of the
+//     control plane's healing, no root needed.
+//   - realCluster (realcluster_test.go): the local topology of DESIGN.md in
+//     network namespaces the test makes, with a real containerd and one
+//     kubeletish per node host: what `make up NODES=3` runs.
 package e2e
 
 import (
@@ -18,19 +23,26 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/kubeish/kubeish/pkg/image"
 	"github.com/kubeish/kubeish/pkg/poll"
 )
 
-// bin holds the binaries built once for the whole run.
-var bin string
+var (
+	// bin holds the binaries built once for the whole run.
+	bin string
+	// echoImages maps a tag of the echo image to its archive.
+	echoImages = map[string]string{}
+)
+
+// echoRef is the echo image's name in the e2e clusters; the tags are
+// v1 and v2 (the greeting says which).
+const echoRef = "kubeish.local/echo"
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "kubeish-e2e-bin-")
@@ -39,26 +51,41 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = dir
-	build := exec.Command("go", "build", "-o", dir+"/", "./apiserver", "./controller", "./scheduler")
-	build.Dir = "../.."
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building binaries:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
+	code := 1
+	if err := buildAll(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	} else {
+		code = m.Run()
 	}
-	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-// proc is one running component.
-type proc struct {
-	name string
-	args []string
-	cmd  *exec.Cmd
-	log  *os.File
-	done chan struct{}
+// buildAll builds the binaries and the echo image archives (v1 and v2: the
+// same program, whose greeting names the version from $ECHO_VERSION).
+func buildAll(dir string) error {
+	start := time.Now()
+	build := exec.Command("go", "build", "-o", dir+"/", "./apiserver", "./controller", "./scheduler", "./kubeletish", "./kctl")
+	build.Dir = "../.."
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building binaries: %w", err)
+	}
+	echoBin := filepath.Join(dir, "echo")
+	if err := image.BuildGoBinary("../images/echo", ".", echoBin); err != nil {
+		return err
+	}
+	for _, tag := range []string{"v1", "v2"} {
+		archive := filepath.Join(dir, "echo-"+tag+".tar")
+		spec := image.Spec{Ref: echoRef + ":" + tag, Files: map[string]string{"/echo": echoBin},
+			Entrypoint: []string{"/echo"}, Env: []string{"ECHO_VERSION=" + tag}, ExposedPorts: []string{"8080/tcp"}}
+		if err := image.BuildFile(spec, "amd64", archive); err != nil {
+			return fmt.Errorf("building %s: %w", spec.Ref, err)
+		}
+		echoImages[tag] = archive
+	}
+	fmt.Fprintf(os.Stderr, "e2e: binaries and images built in %s\n", time.Since(start).Round(100*time.Millisecond))
+	return nil
 }
 
 // cluster is a control plane of real processes on loopback.
@@ -69,9 +96,7 @@ type cluster struct {
 	apiArg string // host:port
 	client kubernetes.Interface
 	config *rest.Config
-
-	mu    sync.Mutex
-	procs map[string]*proc
+	procs  *procGroup
 }
 
 // freePort returns a loopback port nobody listens on right now.
@@ -89,11 +114,11 @@ func freePort(t *testing.T) int {
 // are added to the controller's flags.
 func newCluster(t *testing.T, controllerArgs ...string) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dir: t.TempDir(), procs: map[string]*proc{}}
+	c := &cluster{t: t, dir: t.TempDir()}
+	c.procs = newProcGroup(t, c.dir)
 	port := freePort(t)
 	c.apiArg = fmt.Sprintf("127.0.0.1:%d", port)
 	c.apiURL = "http://" + c.apiArg
-	t.Cleanup(c.stopAll)
 	c.start("apiserver", filepath.Join(bin, "apiserver"),
 		"--listen-address", c.apiArg, "--data-dir", filepath.Join(c.dir, "etcd"),
 		"--etcd-listen-client-url", "http://127.0.0.1:0", "--etcd-listen-peer-url", "http://127.0.0.1:0",
@@ -111,48 +136,17 @@ func newCluster(t *testing.T, controllerArgs ...string) *cluster {
 
 func (c *cluster) start(name, path string, args ...string) {
 	c.t.Helper()
-	f, err := os.OpenFile(filepath.Join(c.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
+	if _, err := c.procs.start(name, nil, path, args...); err != nil {
 		c.t.Fatal(err)
 	}
-	cmd := exec.Command(path, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		c.t.Fatalf("starting %s: %v", name, err)
-	}
-	p := &proc{name: name, args: args, cmd: cmd, log: f, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	c.mu.Lock()
-	c.procs[name] = p
-	c.mu.Unlock()
-}
-
-// kill stops a component with sig and waits for it to exit.
-func (c *cluster) kill(name string, sig syscall.Signal) *proc {
-	c.t.Helper()
-	c.mu.Lock()
-	p := c.procs[name]
-	delete(c.procs, name)
-	c.mu.Unlock()
-	if p == nil {
-		c.t.Fatalf("no process %s", name)
-	}
-	_ = p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-	p.log.Close()
-	return p
 }
 
 // restart kills a component with sig and starts it again with the same flags.
-func (c *cluster) restart(name string, sig syscall.Signal) {
+func (c *cluster) restart(name string, sig os.Signal) {
 	c.t.Helper()
-	p := c.kill(name, sig)
-	c.start(name, p.cmd.Path, p.args...)
+	if _, err := c.procs.restart(name, sig); err != nil {
+		c.t.Fatal(err)
+	}
 	if name == "apiserver" {
 		c.waitReady()
 	}
@@ -160,8 +154,14 @@ func (c *cluster) restart(name string, sig syscall.Signal) {
 
 func (c *cluster) waitReady() {
 	c.t.Helper()
-	poll.Until(c.t, 60*time.Second, "apiserver /readyz", func() (bool, error) {
-		resp, err := http.Get(c.apiURL + "/readyz")
+	waitAPIReady(c.t, http.DefaultClient, c.apiURL)
+}
+
+// waitAPIReady waits until the apiserver at url answers /readyz.
+func waitAPIReady(t *testing.T, hc *http.Client, url string) {
+	t.Helper()
+	poll.Until(t, 60*time.Second, "apiserver /readyz", func() (bool, error) {
+		resp, err := hc.Get(url + "/readyz")
 		if err != nil {
 			return false, err
 		}
@@ -171,31 +171,6 @@ func (c *cluster) waitReady() {
 		}
 		return true, nil
 	})
-}
-
-// stopAll ends every process by its PID, and shows their logs when the
-// test failed.
-func (c *cluster) stopAll() {
-	c.mu.Lock()
-	names := make([]string, 0, len(c.procs))
-	for n := range c.procs {
-		names = append(names, n)
-	}
-	c.mu.Unlock()
-	for _, n := range names {
-		if n != "apiserver" {
-			c.kill(n, syscall.SIGTERM)
-		}
-	}
-	if _, ok := c.procs["apiserver"]; ok {
-		c.kill("apiserver", syscall.SIGTERM)
-	}
-	if c.t.Failed() {
-		for _, n := range []string{"apiserver", "controller", "scheduler"} {
-			data, _ := os.ReadFile(filepath.Join(c.dir, n+".log"))
-			c.t.Logf("--- %s log (last 60 lines) ---\n%s", n, tail(data, 60))
-		}
-	}
 }
 
 func tail(data []byte, n int) string {
