@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 
+	kdns "github.com/kubeish/kubeish/kubeletish/dns"
 	"github.com/kubeish/kubeish/kubeletish/network"
 	"github.com/kubeish/kubeish/kubeletish/probe"
 	"github.com/kubeish/kubeish/kubeletish/runtime"
@@ -42,6 +43,10 @@ type Config struct {
 	// (default 1 s); ResyncPeriod how often every pod is synced anyway.
 	RelistPeriod, ResyncPeriod time.Duration
 	Metrics                    *Metrics
+	// ClusterDNS is the nameserver written into pods' resolv.conf (the
+	// node's cluster DNS, on its bridge address); empty: none, only the
+	// cluster search path.
+	ClusterDNS string
 }
 
 // Manager keeps the node's pods running as the API wants them.
@@ -514,19 +519,23 @@ func (m *Manager) start(ctx context.Context, pod *v1.Pod, sb *runtime.Sandbox, s
 }
 
 // etcFiles writes the pod's /etc/hosts, /etc/hostname and /etc/resolv.conf
-// (never the machine's own resolv.conf) and returns their mounts.
+// (never the machine's own resolv.conf; see dns.ResolvConf) and returns
+// their mounts. A host-network pod keeps the host's files, except that
+// dnsPolicy ClusterFirstWithHostNet gives it the cluster's resolv.conf.
 func (m *Manager) etcFiles(pod *v1.Pod, sb *runtime.Sandbox) ([]runtime.Mount, error) {
+	resolv := kdns.ResolvConf(pod, m.cfg.ClusterDNS, kdns.DefaultDomain)
+	files := map[string]string{"resolv.conf": resolv}
 	if pod.Spec.HostNetwork {
-		return nil, nil
+		if pod.Spec.DNSPolicy != v1.DNSClusterFirstWithHostNet {
+			return nil, nil
+		}
+	} else {
+		files["hosts"] = fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", sb.IP, pod.Name)
+		files["hostname"] = pod.Name + "\n"
 	}
 	dir := filepath.Join(m.PodDir(pod.UID), "etc")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
-	}
-	files := map[string]string{
-		"hosts":       fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", sb.IP, pod.Name),
-		"hostname":    pod.Name + "\n",
-		"resolv.conf": fmt.Sprintf("search %s.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n", pod.Namespace),
 	}
 	var mounts []runtime.Mount
 	for name, content := range files {
