@@ -45,7 +45,7 @@ func echoDeployment(ns, name string, replicas int32, tag string) *appsv1.Deploym
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
 					TerminationGracePeriodSeconds: ptr.To[int64](5),
-					Containers: []corev1.Container{echoContainer(tag)},
+					Containers:                    []corev1.Container{echoContainer(tag)},
 				},
 			},
 		},
