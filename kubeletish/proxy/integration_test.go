@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -470,25 +471,33 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, label, value stri
 }
 
 // TestGoldenRulesApply writes every golden file with the real
-// iptables-restore into a namespace of its own: the golden files are not
-// only stable, the kernel takes them.
+// iptables-restore, each into a namespace of its own (after the previous
+// rendering, for the changes-only cases): the golden files are not only
+// stable, the kernel takes them.
 func TestGoldenRulesApply(t *testing.T) {
 	testhost.Require(t, "ip", "nsenter", "iptables-restore")
 	nw := testhost.NewNetwork(t)
-	h := nw.AddHost("10.250.0.2/24")
-	files, err := filepath.Glob(filepath.Join("testdata", "*.golden"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no golden files: %v", err)
+	restore := func(h *testhost.Host, in []byte) error {
+		cmd := h.Command(context.Background(), "iptables-restore", "-w", "5", "--noflush")
+		cmd.Stdin = bytes.NewReader(in)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%w\n%s", err, out)
+		}
+		return nil
 	}
-	for _, f := range files {
-		in, err := os.ReadFile(f)
+	for i, tc := range goldenCases() {
+		h := nw.AddHost(fmt.Sprintf("10.250.0.%d/24", i+2))
+		if tc.prev != nil {
+			if err := restore(h, Render(tc.topo, tc.prev.services, tc.prev.slices).Restore(nil)); err != nil {
+				t.Fatalf("%s: previous rendering: %v", tc.name, err)
+			}
+		}
+		in, err := os.ReadFile(filepath.Join("testdata", tc.name+".golden"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd := h.Command(context.Background(), "iptables-restore", "-w", "5", "--noflush")
-		cmd.Stdin = strings.NewReader(string(in))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("%s: %v\n%s", f, err, out)
+		if err := restore(h, in); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
 		}
 	}
 }

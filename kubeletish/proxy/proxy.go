@@ -53,10 +53,20 @@ type Config struct {
 	// MinSyncPeriod is the least time between two syncs (default 100ms):
 	// events within it are folded into one sync.
 	MinSyncPeriod time.Duration
-	// SyncPeriod is the period of full resyncs (default 30s), which rewrite
-	// the rules even when unchanged, re-ensure the jumps from the built-in
-	// chains, and delete chains left over by anyone's earlier run.
+	// SyncPeriod is the period of resyncs (default 30s): the rules are
+	// rendered again from the caches, whatever differs from what was
+	// last applied is written, and the jumps from the built-in chains are
+	// checked; a missing jump (someone flushed the tables) turns it into a
+	// full sync.
 	SyncPeriod time.Duration
+	// FullSyncPeriod is the period of full syncs (default 1h, as
+	// kube-proxy), which rewrite every chain even when unchanged and
+	// delete chains of ours left over by anyone's earlier run. Full syncs
+	// also run at start and after any failure. They are not more frequent
+	// because iptables-nft-restore needs seconds for tens of thousands of
+	// rules (about 10s for 1,000 services × 10 endpoints, see
+	// BenchmarkSync).
+	FullSyncPeriod time.Duration
 	// Informers is the agent's shared factory. New registers its
 	// informers and handlers; the caller starts the factory after New.
 	Informers informers.SharedInformerFactory
@@ -86,10 +96,11 @@ type Proxier struct {
 	// trigger holds at most one pending "something changed" signal.
 	trigger chan struct{}
 
-	// State of the last successful restore, used only by Run's goroutine.
-	lastRendered  []byte
-	appliedChains map[string]bool
-	lastUDP       map[string]UDPPort
+	// The rules last applied, nil when what the kernel has is unknown
+	// (before the first sync, after a failure): then the next sync is full.
+	// Used only by Run's goroutine.
+	applied *Rules
+	lastUDP map[string]UDPPort
 }
 
 // New checks what the data path needs on this node (in the calling
@@ -107,6 +118,9 @@ func New(cfg Config) (*Proxier, error) {
 	}
 	if cfg.SyncPeriod <= 0 {
 		cfg.SyncPeriod = 30 * time.Second
+	}
+	if cfg.FullSyncPeriod <= 0 {
+		cfg.FullSyncPeriod = time.Hour
 	}
 	for _, d := range []struct {
 		p   *string
@@ -155,14 +169,13 @@ func New(cfg Config) (*Proxier, error) {
 	}
 
 	p := &Proxier{
-		cfg:           cfg,
-		log:           log,
-		topo:          Topology{ClusterCIDR: cfg.ClusterCIDR},
-		ipt:           ipt,
-		conntrack:     cfg.Conntrack,
-		trigger:       make(chan struct{}, 1),
-		appliedChains: map[string]bool{},
-		lastUDP:       map[string]UDPPort{},
+		cfg:       cfg,
+		log:       log,
+		topo:      Topology{ClusterCIDR: cfg.ClusterCIDR},
+		ipt:       ipt,
+		conntrack: cfg.Conntrack,
+		trigger:   make(chan struct{}, 1),
+		lastUDP:   map[string]UDPPort{},
 	}
 	if err := lookPath(cfg.Conntrack, "removes stale UDP flows"); err != nil {
 		// Not fatal: a stale UDP flow then lasts until conntrack's
@@ -205,7 +218,7 @@ func New(cfg Config) (*Proxier, error) {
 	p.servicesSynced, p.slicesSynced = r1.HasSynced, r2.HasSynced
 	log.Info("service proxy ready", zap.String("node", cfg.NodeName), zap.String("nodeIP", cfg.NodeIP),
 		zap.String("clusterCIDR", cfg.ClusterCIDR), zap.String("serviceCIDR", cfg.ServiceCIDR),
-		zap.Duration("minSyncPeriod", cfg.MinSyncPeriod), zap.Duration("syncPeriod", cfg.SyncPeriod),
+		zap.Duration("minSyncPeriod", cfg.MinSyncPeriod), zap.Duration("syncPeriod", cfg.SyncPeriod), zap.Duration("fullSyncPeriod", cfg.FullSyncPeriod),
 		zap.Bool("conntrack", p.conntrack != ""))
 	return p, nil
 }
@@ -219,10 +232,28 @@ func (p *Proxier) signal() {
 	}
 }
 
+// syncKind says how much a sync does.
+type syncKind int
+
+const (
+	// syncChanges writes the chains that changed: what an event costs.
+	syncChanges syncKind = iota
+	// syncPeriodic is syncChanges plus a check of the jumps into our chains.
+	syncPeriodic
+	// syncFull rewrites everything, deletes our chains it did not write,
+	// and ensures the jumps.
+	syncFull
+)
+
+func (k syncKind) String() string {
+	return [...]string{"changes", "periodic", "full"}[k]
+}
+
 // Run waits for the informer caches, then syncs on changes (at most once per
-// MinSyncPeriod) and fully every SyncPeriod, until ctx ends. A failed sync
-// is retried, with a back-off up to SyncPeriod. All syncs run on the calling
-// goroutine (see the package doc); Run must not be called twice.
+// MinSyncPeriod), every SyncPeriod, and in full every FullSyncPeriod, until
+// ctx ends. A failed sync is retried in full, with a back-off up to
+// SyncPeriod. All syncs run on the calling goroutine (see the package doc);
+// Run must not be called twice.
 func (p *Proxier) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), p.servicesSynced, p.slicesSynced) {
 		if ctx.Err() != nil {
@@ -232,15 +263,16 @@ func (p *Proxier) Run(ctx context.Context) error {
 	}
 	resync := time.NewTicker(p.cfg.SyncPeriod)
 	defer resync.Stop()
+	fullResync := time.NewTicker(p.cfg.FullSyncPeriod)
+	defer fullResync.Stop()
 	timer := time.NewTimer(0) // the first sync: at once, and full
 	defer timer.Stop()
-	armed, dirty, full := true, true, true
+	armed, dirty, kind := true, true, syncFull
 	var last time.Time
 	var backoff time.Duration
 	for {
 		if dirty && !armed {
-			wait := time.Until(last.Add(p.cfg.MinSyncPeriod))
-			wait = max(wait, backoff)
+			wait := max(time.Until(last.Add(p.cfg.MinSyncPeriod)), backoff)
 			timer.Reset(wait)
 			armed = true
 		}
@@ -250,13 +282,15 @@ func (p *Proxier) Run(ctx context.Context) error {
 		case <-p.trigger:
 			dirty = true
 		case <-resync.C:
-			dirty, full = true, true
+			dirty, kind = true, max(kind, syncPeriodic)
+		case <-fullResync.C:
+			dirty, kind = true, syncFull
 		case <-timer.C:
 			armed, dirty = false, false
-			err := p.sync(ctx, full)
+			err := p.sync(ctx, kind)
 			last = time.Now()
 			if err == nil {
-				full, backoff = false, 0
+				kind, backoff = syncChanges, 0
 				continue
 			}
 			if ctx.Err() != nil {
@@ -265,22 +299,21 @@ func (p *Proxier) Run(ctx context.Context) error {
 			// Retry in full: whatever broke (someone flushed a
 			// chain, a concurrent nft transaction) a full sync
 			// repairs.
-			dirty, full = true, true
+			dirty, kind = true, syncFull
 			backoff = min(max(2*backoff, p.cfg.MinSyncPeriod, 500*time.Millisecond), p.cfg.SyncPeriod)
-			p.log.Warn("service proxy sync failed; retrying", zap.Duration("in", backoff), zap.Error(err))
+			p.log.Warn("service proxy sync failed; retrying in full", zap.Duration("in", backoff), zap.Error(err))
 		}
 	}
 }
 
-// sync renders the rules from the caches and applies them. A partial sync
-// skips the restore when nothing changed; a full one always writes, deletes
-// chains of ours it did not write, and re-ensures the jumps.
-func (p *Proxier) sync(ctx context.Context, full bool) (err error) {
+// sync renders the rules from the caches and applies them (see syncKind).
+func (p *Proxier) sync(ctx context.Context, kind syncKind) (err error) {
 	start := time.Now()
 	result := resultApplied
 	defer func() {
 		if err != nil {
 			result = resultError
+			p.applied = nil
 		}
 		p.metrics.syncs.WithLabelValues(result).Inc()
 		p.metrics.syncDuration.Observe(time.Since(start).Seconds())
@@ -288,6 +321,21 @@ func (p *Proxier) sync(ctx context.Context, full bool) (err error) {
 			p.metrics.lastSync.SetToCurrentTime()
 		}
 	}()
+
+	if kind == syncPeriodic {
+		// A missing jump means someone removed our rules (an
+		// iptables flush, a firewall reload): rewrite them all.
+		for _, j := range jumpRules {
+			if !p.ipt.hasRule(ctx, j) {
+				p.log.Info("jump rule missing; syncing in full", zap.String("table", j.table), zap.String("chain", j.chain))
+				kind = syncFull
+				break
+			}
+		}
+	}
+	if p.applied == nil {
+		kind = syncFull
+	}
 
 	svcs, err := p.services.List(labels.Everything())
 	if err != nil {
@@ -298,14 +346,14 @@ func (p *Proxier) sync(ctx context.Context, full bool) (err error) {
 		return err
 	}
 	r := Render(p.topo, svcs, slices)
-	rendered := r.Restore(nil)
 	cur := make(map[string]bool, len(r.NATChains()))
 	for _, c := range r.NATChains() {
 		cur[c] = true
 	}
 
 	var stale []string
-	if full {
+	var input []byte
+	if kind == syncFull {
 		existing, err := p.ipt.Chains(ctx, tableNAT)
 		if err != nil {
 			return err
@@ -315,33 +363,30 @@ func (p *Proxier) sync(ctx context.Context, full bool) (err error) {
 				stale = append(stale, c)
 			}
 		}
+		sort.Strings(stale)
+		input = r.Restore(stale)
 	} else {
-		for c := range p.appliedChains {
+		for _, c := range p.applied.NATChains() {
 			if !cur[c] {
 				stale = append(stale, c)
 			}
 		}
+		input = r.RestoreChanged(p.applied, stale)
 	}
-	sort.Strings(stale)
 
-	if !full && len(stale) == 0 && bytes.Equal(rendered, p.lastRendered) {
+	if input == nil {
 		result = resultUnchanged
-		return nil
+	} else {
+		if err := p.ipt.Restore(ctx, input); err != nil {
+			p.metrics.restoreFailures.Inc()
+			return err
+		}
 	}
-	input := rendered
-	if len(stale) > 0 {
-		input = r.Restore(stale)
-	}
-	if err := p.ipt.Restore(ctx, input); err != nil {
-		p.metrics.restoreFailures.Inc()
-		p.lastRendered = nil
-		return err
-	}
-	p.lastRendered, p.appliedChains = rendered, cur
+	p.applied = r
 	p.metrics.rules.WithLabelValues(tableFilter).Set(float64(r.FilterRules()))
 	p.metrics.rules.WithLabelValues(tableNAT).Set(float64(r.NATRules()))
 
-	if full {
+	if kind == syncFull {
 		// After the restore, so that the chains jumped to exist.
 		for _, j := range jumpRules {
 			added, err := p.ipt.EnsureJump(ctx, j)
@@ -365,8 +410,11 @@ func (p *Proxier) sync(ctx context.Context, full bool) (err error) {
 	}
 	p.lastUDP = r.UDP
 
-	p.log.Debug("synced service rules", zap.Bool("full", full), zap.Int("natRules", r.NATRules()),
-		zap.Int("filterRules", r.FilterRules()), zap.Int("staleChains", len(stale)), zap.Duration("took", time.Since(start)))
+	if result == resultApplied {
+		p.log.Debug("synced service rules", zap.Stringer("kind", kind), zap.Int("natRules", r.NATRules()),
+			zap.Int("filterRules", r.FilterRules()), zap.Int("bytesWritten", len(input)), zap.Int("staleChains", len(stale)),
+			zap.Duration("took", time.Since(start)))
+	}
 	return nil
 }
 

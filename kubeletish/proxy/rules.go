@@ -105,7 +105,7 @@ type Topology struct {
 // Rules is one rendering of the whole rule set: what a sync writes with one
 // iptables-restore, and what it needs to clean up after it.
 type Rules struct {
-	filter, nat table
+	filter, nat *table
 	// UDP lists the UDP service ports and the endpoints they send to, so
 	// that a sync can drop conntrack entries of endpoints that went away.
 	UDP map[string]UDPPort
@@ -119,25 +119,46 @@ type UDPPort struct {
 	Endpoints []string
 }
 
+// table is one table's chains, each with its rules in order.
 type table struct {
-	chains []string
-	lines  bytes.Buffer
+	name   string
+	chains []string // in the order first used, for a stable output
+	rules  map[string]*bytes.Buffer
 	n      int
 }
 
-// rule appends one "-A chain args..." line.
-func (t *table) rule(chain string, args ...string) {
-	t.lines.WriteString("-A ")
-	t.lines.WriteString(chain)
-	for _, a := range args {
-		t.lines.WriteByte(' ')
-		t.lines.WriteString(a)
+func newTable(name string) *table {
+	t := &table{name: name, rules: map[string]*bytes.Buffer{}}
+	for _, c := range fixedChains[name] {
+		t.declare(c)
 	}
-	t.lines.WriteByte('\n')
+	return t
+}
+
+func (t *table) declare(chain string) *bytes.Buffer {
+	b, ok := t.rules[chain]
+	if !ok {
+		b = &bytes.Buffer{}
+		t.rules[chain] = b
+		t.chains = append(t.chains, chain)
+	}
+	return b
+}
+
+// rule appends one "-A chain args..." line, declaring the chain on first use.
+func (t *table) rule(chain string, args ...string) {
+	b := t.declare(chain)
+	b.WriteString("-A ")
+	b.WriteString(chain)
+	for _, a := range args {
+		b.WriteByte(' ')
+		b.WriteString(a)
+	}
+	b.WriteByte('\n')
 	t.n++
 }
 
-// FilterRules and NATRules count the rules programmed per table (for the
+// FilterRules counts the filter table's rules (for the
 // kubeproxy_sync_proxy_rules_iptables_total gauge).
 func (r *Rules) FilterRules() int { return r.filter.n }
 
@@ -147,29 +168,76 @@ func (r *Rules) NATRules() int { return r.nat.n }
 // NATChains returns the nat chains this rendering declares.
 func (r *Rules) NATChains() []string { return r.nat.chains }
 
-// Restore returns the iptables-restore --noflush input: both tables in one
-// transaction, each of our chains declared (hence flushed) and rewritten,
-// and the chains in stale (nat) flushed and deleted.
+// Restore returns the iptables-restore --noflush input that writes
+// everything: both tables in one transaction, each of our chains declared
+// (hence flushed) and rewritten, and the nat chains in stale flushed and
+// deleted.
 func (r *Rules) Restore(stale []string) []byte {
+	return r.restore(nil, stale)
+}
+
+// RestoreChanged is Restore less the chains whose rules are the same in
+// prev, the rendering last applied: with --noflush a chain not named keeps
+// its rules. nftables' iptables-restore spends time per chain and rule
+// written (seconds for tens of thousands), so an endpoint change rewrites
+// a few chains, not all of them. It returns nil when there is nothing to
+// write.
+func (r *Rules) RestoreChanged(prev *Rules, stale []string) []byte {
+	return r.restore(prev, stale)
+}
+
+func (r *Rules) restore(prev *Rules, stale []string) []byte {
 	var b bytes.Buffer
-	b.Grow(r.filter.lines.Len() + r.nat.lines.Len() + 64*(len(r.nat.chains)+len(stale)) + 256)
-	for _, t := range []struct {
-		name  string
-		t     *table
-		stale []string
-	}{{tableFilter, &r.filter, nil}, {tableNAT, &r.nat, stale}} {
+	size := 256
+	for _, t := range []*table{r.filter, r.nat} {
+		for _, c := range t.chains {
+			size += len(c) + 12 + t.rules[c].Len()
+		}
+	}
+	b.Grow(size + 40*len(stale))
+	wrote := len(stale) > 0
+	for _, t := range []*table{r.filter, r.nat} {
+		var old *table
+		if prev != nil {
+			old = prev.filter
+			if t.name == tableNAT {
+				old = prev.nat
+			}
+		}
+		write := t.chains
+		if old != nil {
+			write = nil
+			for _, c := range t.chains {
+				if ob, ok := old.rules[c]; !ok || !bytes.Equal(ob.Bytes(), t.rules[c].Bytes()) {
+					write = append(write, c)
+				}
+			}
+		}
+		var del []string
+		if t.name == tableNAT {
+			del = stale
+		}
+		if old != nil && len(write) == 0 && len(del) == 0 {
+			continue
+		}
+		wrote = wrote || len(write) > 0
 		b.WriteString("*" + t.name + "\n")
-		for _, c := range t.t.chains {
+		for _, c := range write {
 			b.WriteString(":" + c + " - [0:0]\n")
 		}
-		for _, c := range t.stale {
+		for _, c := range del {
 			b.WriteString(":" + c + " - [0:0]\n")
 		}
-		b.Write(t.t.lines.Bytes())
-		for _, c := range t.stale {
+		for _, c := range write {
+			b.Write(t.rules[c].Bytes())
+		}
+		for _, c := range del {
 			b.WriteString("-X " + c + "\n")
 		}
 		b.WriteString("COMMIT\n")
+	}
+	if prev != nil && !wrote {
+		return nil
 	}
 	return b.Bytes()
 }
@@ -212,9 +280,7 @@ func (sp *servicePort) sepChain(e endpoint) string {
 // pure: the same input gives byte-identical output (services, ports and
 // endpoints are sorted), which is what lets a sync skip an unchanged restore.
 func Render(topo Topology, services []*v1.Service, slices []*discovery.EndpointSlice) *Rules {
-	r := &Rules{UDP: map[string]UDPPort{}}
-	r.filter.chains = fixedChains[tableFilter]
-	r.nat.chains = append([]string(nil), fixedChains[tableNAT]...)
+	r := &Rules{filter: newTable(tableFilter), nat: newTable(tableNAT), UDP: map[string]UDPPort{}}
 
 	// Fixed rules first: masquerade what was marked, and forward what
 	// we DNATed even when the FORWARD policy is DROP.
@@ -270,7 +336,6 @@ func (r *Rules) add(topo Topology, sp *servicePort) {
 	}
 
 	svc := sp.svcChain()
-	r.nat.chains = append(r.nat.chains, svc)
 	clusterComment := []string{"-m", "comment", "--comment", quote(sp.name + " cluster IP")}
 	r.nat.rule(chainServices, cat(clusterComment, pm, dst, []string{"-j", svc})...)
 	// Traffic from outside the pod network (the node itself, other hosts)
@@ -283,7 +348,6 @@ func (r *Rules) add(topo Topology, sp *servicePort) {
 
 	if sp.nodePort != 0 {
 		ext := sp.extChain()
-		r.nat.chains = append(r.nat.chains, ext)
 		r.nat.rule(chainNodePorts, cat([]string{"-m", "comment", "--comment", quote(sp.name)}, pm, []string{"--dport", strconv.Itoa(int(sp.nodePort)), "-j", ext})...)
 		// Node-port traffic always comes from outside: masquerade it so
 		// the reply returns through this node whatever the endpoint.
@@ -315,7 +379,6 @@ func (r *Rules) add(topo Topology, sp *servicePort) {
 	}
 	for i, e := range sp.endpoints {
 		sep := seps[i]
-		r.nat.chains = append(r.nat.chains, sep)
 		c := []string{"-m", "comment", "--comment", quote(sp.name)}
 		// Hairpin: an endpoint reaching itself through the service would
 		// get a reply from its own address; masquerade so it does not.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 
@@ -84,6 +85,9 @@ type goldenCase struct {
 	services []*v1.Service
 	slices   []*discovery.EndpointSlice
 	stale    []string
+	// prev, when set, is the rendering last applied: the golden file is
+	// then the changes-only restore (RestoreChanged).
+	prev *goldenCase
 }
 
 func goldenCases() []goldenCase {
@@ -183,7 +187,7 @@ func goldenCases() []goldenCase {
 				ep{"10.244.1.10", "r"}, ep{"10.244.2.10", "r"})},
 		},
 		{
-			name: "masquerade-all-without-cluster-cidr",
+			name:     "masquerade-all-without-cluster-cidr",
 			services: []*v1.Service{svc("default", "web", "10.96.0.10", []v1.ServicePort{port("", tcp, 80)})},
 			slices:   []*discovery.EndpointSlice{slice("default", "web", "web-1", []discovery.EndpointPort{sport("", tcp, 8080)}, ep{"10.244.1.2", "r"})},
 		},
@@ -196,6 +200,43 @@ func goldenCases() []goldenCase {
 		{
 			name: "empty", topo: topo,
 		},
+		{
+			// One endpoint replaced by another: only the service's
+			// chain and the new endpoint chain are written, the old
+			// endpoint chain deleted; KUBE-SERVICES stays as it is.
+			name: "changes-endpoint-replaced", topo: topo,
+			services: []*v1.Service{
+				svc("default", "web", "10.96.0.10", []v1.ServicePort{port("", tcp, 80)}),
+				svc("default", "other", "10.96.0.11", []v1.ServicePort{port("", tcp, 80)}),
+			},
+			slices: []*discovery.EndpointSlice{
+				slice("default", "web", "web-1", []discovery.EndpointPort{sport("", tcp, 8080)}, ep{"10.244.1.2", "r"}, ep{"10.244.1.4", "r"}),
+				slice("default", "other", "other-1", []discovery.EndpointPort{sport("", tcp, 8080)}, ep{"10.244.1.9", "r"}),
+			},
+			stale: []string{"KUBE-SEP-23NJSXDYUSXY5E7Q"},
+			prev: &goldenCase{
+				services: []*v1.Service{
+					svc("default", "web", "10.96.0.10", []v1.ServicePort{port("", tcp, 80)}),
+					svc("default", "other", "10.96.0.11", []v1.ServicePort{port("", tcp, 80)}),
+				},
+				slices: []*discovery.EndpointSlice{
+					slice("default", "web", "web-1", []discovery.EndpointPort{sport("", tcp, 8080)}, ep{"10.244.1.2", "r"}, ep{"10.244.1.3", "r"}),
+					slice("default", "other", "other-1", []discovery.EndpointPort{sport("", tcp, 8080)}, ep{"10.244.1.9", "r"}),
+				},
+			},
+		},
+		{
+			// The last endpoint goes: REJECT in filter, the chains
+			// leave KUBE-SERVICES and are deleted.
+			name: "changes-last-endpoint-gone", topo: topo,
+			services: []*v1.Service{svc("default", "web", "10.96.0.10", []v1.ServicePort{port("", tcp, 80)})},
+			slices:   []*discovery.EndpointSlice{slice("default", "web", "web-1", []discovery.EndpointPort{sport("", tcp, 8080)}, ep{"10.244.1.2", "n"})},
+			stale:    []string{"KUBE-SEP-PXJ2U7QYT2QW5545", "KUBE-SVC-LOLE4ISW44XBNF3G"},
+			prev: &goldenCase{
+				services: []*v1.Service{svc("default", "web", "10.96.0.10", []v1.ServicePort{port("", tcp, 80)})},
+				slices:   []*discovery.EndpointSlice{slice("default", "web", "web-1", []discovery.EndpointPort{sport("", tcp, 8080)}, ep{"10.244.1.2", "r"})},
+			},
+		},
 	}
 }
 
@@ -204,7 +245,15 @@ func goldenCases() []goldenCase {
 func TestGolden(t *testing.T) {
 	for _, tc := range goldenCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Render(tc.topo, tc.services, tc.slices).Restore(tc.stale)
+			r := Render(tc.topo, tc.services, tc.slices)
+			got := r.Restore(tc.stale)
+			if tc.prev != nil {
+				prev := Render(tc.topo, tc.prev.services, tc.prev.slices)
+				got = r.RestoreChanged(prev, tc.stale)
+				if want := staleOf(prev, r); !reflect.DeepEqual(want, tc.stale) {
+					t.Fatalf("case lists stale chains %v; the renderings say %v", tc.stale, want)
+				}
+			}
 			path := filepath.Join("testdata", tc.name+".golden")
 			if *update {
 				if err := os.WriteFile(path, got, 0o644); err != nil {
@@ -220,6 +269,34 @@ func TestGolden(t *testing.T) {
 				t.Errorf("rules differ from %s (run hack/update-golden.sh if the change is meant):\n%s", path, lineDiff(string(want), string(got)))
 			}
 		})
+	}
+}
+
+// staleOf is what a sync deletes: prev's nat chains that cur lacks.
+func staleOf(prev, cur *Rules) []string {
+	keep := map[string]bool{}
+	for _, c := range cur.NATChains() {
+		keep[c] = true
+	}
+	var stale []string
+	for _, c := range prev.NATChains() {
+		if !keep[c] {
+			stale = append(stale, c)
+		}
+	}
+	sort.Strings(stale)
+	return stale
+}
+
+// TestRestoreChangedNothing: the same rendering twice writes nothing, so
+// the sync skips iptables-restore.
+func TestRestoreChangedNothing(t *testing.T) {
+	for _, tc := range goldenCases() {
+		a := Render(tc.topo, tc.services, tc.slices)
+		b := Render(tc.topo, tc.services, tc.slices)
+		if got := b.RestoreChanged(a, nil); got != nil {
+			t.Errorf("%s: unchanged rendering writes:\n%s", tc.name, got)
+		}
 	}
 }
 
