@@ -1,20 +1,31 @@
 package main
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	goruntime "runtime"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/registry"
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,6 +34,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubeish/kubeish/kubeletish/stats"
 	"github.com/kubeish/kubeish/pkg/image"
 	"github.com/kubeish/kubeish/pkg/poll"
 	"github.com/kubeish/kubeish/pkg/testenv"
@@ -69,7 +81,7 @@ func TestMain(m *testing.M) {
 }
 
 type node struct {
-	t       *testing.T
+	t       testing.TB
 	host    *testhost.Host
 	ctd     *testhost.Containerd
 	server  string
@@ -77,19 +89,30 @@ type node struct {
 	name    string
 	cmd     *exec.Cmd
 	logf    *os.File
+	// extraArgs are added to the agent's flags (e.g. --insecure-registries).
+	extraArgs []string
 }
 
 func (n *node) start() {
 	n.t.Helper()
-	n.cmd = n.host.Command(context.Background(), agentBin,
-		"--server", n.server, "--node-name", n.name, "--node-ip", n.host.IP.String(),
-		"--containerd-address", n.ctd.Address, "--containerd-namespace", "kubeish-"+n.name,
+	args := []string{"--server", n.server, "--node-name", n.name, "--node-ip", n.host.IP.String(),
+		"--containerd-address", n.ctd.Address, "--containerd-namespace", "kubeish-" + n.name,
 		"--root-dir", n.rootDir, "--pod-cidr", "10.244.1.0/24", "--port", "10250",
-		"--cgroup-parent", "/kubeish-test/"+n.name, "--log-level", "debug", "--lease-interval", "2s")
+		"--cgroup-parent", "/kubeish-test/" + n.name, "--log-level", n.logLevel(), "--lease-interval", "2s"}
+	n.cmd = n.host.Command(context.Background(), agentBin, append(args, n.extraArgs...)...)
 	n.cmd.Stdout, n.cmd.Stderr = n.logf, n.logf
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
 	}
+}
+
+// logLevel is debug for tests, where the log explains failures, and info
+// for benchmarks, where debug logging would be measured too.
+func (n *node) logLevel() string {
+	if _, ok := n.t.(*testing.B); ok {
+		return "info"
+	}
+	return "debug"
 }
 
 // kill ends the agent (nsenter execs it, so the PID is the agent's).
@@ -118,7 +141,7 @@ func (n *node) get(u string) (string, error) {
 	return string(b), err
 }
 
-func waitPod(t *testing.T, cs kubernetes.Interface, name string, timeout time.Duration, what string, cond func(*v1.Pod) bool) *v1.Pod {
+func waitPod(t testing.TB, cs kubernetes.Interface, name string, timeout time.Duration, what string, cond func(*v1.Pod) bool) *v1.Pod {
 	t.Helper()
 	var last *v1.Pod
 	err := testhost.WaitFor(context.Background(), timeout, 200*time.Millisecond, func() (bool, error) {
@@ -135,7 +158,25 @@ func waitPod(t *testing.T, cs kubernetes.Interface, name string, timeout time.Du
 	return last
 }
 
-func TestNodeRunsPods(t *testing.T) {
+// cluster is one node agent in a test host, with its own containerd and a
+// test apiserver; everything is removed when the test ends.
+type cluster struct {
+	n       *node
+	cs      kubernetes.Interface
+	ctd     *testhost.Containerd
+	host    *testhost.Host
+	rootDir string
+	name    string
+}
+
+// startNode starts containerd, an apiserver, a host namespace and the
+// agent in it, with the echo image imported; setup (before the agent
+// starts) may add flags, e.g. for a registry it starts in the host.
+func startNode(t testing.TB, setup func(c *cluster)) *cluster {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: containerd, network namespaces, cgroups")
+	}
 	testhost.Require(t, "containerd", "runc", "ip", "nsenter", "iptables")
 	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
 		t.Skip("needs the CNI plugins in /usr/lib/cni (apt-get install containernetworking-plugins)")
@@ -167,6 +208,10 @@ func TestNodeRunsPods(t *testing.T) {
 		ctd.KillContainers()
 		testhost.UnmountUnder(rootDir)
 	})
+	c := &cluster{n: n, cs: env.Client, ctd: ctd, host: host, rootDir: rootDir, name: name}
+	if setup != nil {
+		setup(c)
+	}
 
 	// Image import through the node-side command.
 	if out, err := exec.Command(agentBin, "images", "import", "--containerd-address", ctd.Address, "--containerd-namespace", "kubeish-"+name, echoImage).CombinedOutput(); err != nil {
@@ -194,9 +239,20 @@ func TestNodeRunsPods(t *testing.T) {
 	if _, err := cs.CoordinationV1().Leases("kube-node-lease").Get(ctx, name, metav1.GetOptions{}); err != nil {
 		t.Fatalf("lease: %v", err)
 	}
+	return c
+}
+
+func TestNodeRunsPods(t *testing.T) {
+	ctx := context.Background()
+	var reg *testRegistry
+	c := startNode(t, func(c *cluster) {
+		reg = startRegistry(t, c.host)
+		c.n.extraArgs = append(c.n.extraArgs, "--insecure-registries", reg.hostAddr)
+	})
+	n, cs, name, rootDir := c.n, c.cs, c.name, c.rootDir
 
 	// A pod with env and a configMap volume.
-	_, err = cs.CoreV1().ConfigMaps("default").Create(ctx, &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg"},
+	_, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg"},
 		Data: map[string]string{"greeting": "hi there", "file.txt": "from a configmap"}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -224,6 +280,9 @@ func TestNodeRunsPods(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("default").Create(ctx, echo, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// Pods whose images come from the registry, or from nowhere: made now
+	// so their pulls and back-offs run alongside what follows.
+	pulls := startPullPods(t, cs, name, reg)
 	p := waitPod(t, cs, "echo", 60*time.Second, "Running and Ready", func(p *v1.Pod) bool {
 		return p.Status.Phase == v1.PodRunning && p.Status.PodIP != "" && isReady(p)
 	})
@@ -243,6 +302,9 @@ func TestNodeRunsPods(t *testing.T) {
 		}
 	}
 	containerID := p.Status.ContainerStatuses[0].ContainerID
+
+	// The node reports the running container's usage from its cgroup.
+	checkStats(t, n, name, "echo", "echo")
 
 	// Logs through the node's server.
 	logURL := "http://10.250.0.2:10250/containerLogs/default/echo/echo"
@@ -307,6 +369,7 @@ func TestNodeRunsPods(t *testing.T) {
 			s.LastTerminationState.Terminated != nil && s.LastTerminationState.Terminated.ExitCode == 3
 	})
 	t.Logf("crash: %s restarts=%d", p.Status.ContainerStatuses[0].State.Waiting.Message, p.Status.ContainerStatuses[0].RestartCount)
+	crashFirst := p.Status.ContainerStatuses[0]
 
 	// A failing liveness probe restarts the container; readiness flips Ready.
 	probe := &v1.Probe{ProbeHandler: v1.ProbeHandler{HTTPGet: &v1.HTTPGetAction{Path: "/healthz", Port: intOrStr(8080)}}, PeriodSeconds: 1, FailureThreshold: 1}
@@ -365,6 +428,10 @@ func TestNodeRunsPods(t *testing.T) {
 		t.Errorf("finished pod lost its IP in the status")
 	}
 
+	// Checked before the agent restarts, which forgets back-offs.
+	checkCrashBackoffGrows(t, cs, crashFirst)
+	pulls.check(t)
+
 	// kill -9 the agent and start it again: the container is adopted.
 	n.kill()
 	n.start()
@@ -414,7 +481,7 @@ func TestNodeRunsPods(t *testing.T) {
 	} else {
 		t.Errorf("log files: %v", logs)
 	}
-	for _, pn := range []string{"crash", "sick", "oom"} {
+	for _, pn := range append([]string{"crash", "sick", "oom"}, pulls.names...) {
 		if err := cs.CoreV1().Pods("default").Delete(ctx, pn, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -449,3 +516,279 @@ func tailStr(s string, n int) string {
 }
 
 func intOrStr(p int) intstr.IntOrString { return intstr.FromInt32(int32(p)) }
+
+// testRegistry is an OCI registry the test runs on its own loopback,
+// holding the echo image. Pulls happen in the agent's process (the
+// containerd client resolves and fetches), which runs in the node's
+// namespace: the registry reaches it through a forwarder on the node's
+// loopback, as the apiserver does.
+type testRegistry struct {
+	// hostAddr is the registry as the node sees it (127.0.0.1:port in its
+	// namespace), for image names and --insecure-registries.
+	hostAddr string
+	// digest of the pushed echo image's manifest: the imageID a pull gives.
+	digest string
+}
+
+func startRegistry(t testing.TB, host *testhost.Host) *testRegistry {
+	t.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	digest, err := pushArchive(srv.URL, "kubeish/echo", "pulled", echoImage)
+	if err != nil {
+		t.Fatalf("pushing the echo image to the test registry: %v", err)
+	}
+	return &testRegistry{hostAddr: host.Forward(t, strings.TrimPrefix(srv.URL, "http://")), digest: digest}
+}
+
+// pushArchive pushes the one image of an OCI archive (as pkg/image
+// writes them) to repo:tag through the distribution API: each blob in one
+// POST, then the manifest. (go-containerregistry's remote package would
+// do it too, but pulls in Docker's credential helpers, which the module
+// graph does not have.) It returns the manifest's digest.
+func pushArchive(base, repo, tag, file string) (string, error) {
+	blobs := map[string][]byte{}
+	f, err := os.Open(file)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", err
+		}
+		if blobs[h.Name], err = io.ReadAll(tr); err != nil {
+			return "", err
+		}
+	}
+	blob := func(digest string) []byte { return blobs["blobs/sha256/"+strings.TrimPrefix(digest, "sha256:")] }
+	var index struct {
+		Manifests []struct{ MediaType, Digest string }
+	}
+	var manifest struct {
+		Config struct{ Digest string }
+		Layers []struct{ Digest string }
+	}
+	if err := json.Unmarshal(blobs["index.json"], &index); err != nil || len(index.Manifests) != 1 {
+		return "", fmt.Errorf("index.json: %v %s", err, blobs["index.json"])
+	}
+	m := index.Manifests[0]
+	if err := json.Unmarshal(blob(m.Digest), &manifest); err != nil {
+		return "", fmt.Errorf("manifest: %w", err)
+	}
+	do := func(method, url, contentType string, body []byte) error {
+		req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+		req.Header.Set("Content-Type", contentType)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			b, _ := io.ReadAll(resp.Body)
+			return fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, b)
+		}
+		return nil
+	}
+	digests := []string{manifest.Config.Digest}
+	for _, l := range manifest.Layers {
+		digests = append(digests, l.Digest)
+	}
+	for _, d := range digests {
+		if err := do(http.MethodPost, base+"/v2/"+repo+"/blobs/uploads/?digest="+d, "application/octet-stream", blob(d)); err != nil {
+			return "", err
+		}
+	}
+	if err := do(http.MethodPut, base+"/v2/"+repo+"/manifests/"+tag, m.MediaType, blob(m.Digest)); err != nil {
+		return "", err
+	}
+	return m.Digest, nil
+}
+
+// pullPods are pods exercising image pulls; a watch records every waiting
+// reason they go through, so short-lived states are not missed.
+type pullPods struct {
+	cs     kubernetes.Interface
+	reg    *testRegistry
+	names  []string
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	reasons map[string][]string // pod → waiting reasons in order, repeats folded
+}
+
+func startPullPods(t testing.TB, cs kubernetes.Interface, nodeName string, reg *testRegistry) *pullPods {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	pp := &pullPods{cs: cs, reg: reg, cancel: cancel, reasons: map[string][]string{}}
+	w, err := cs.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{LabelSelector: "test=pull"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			p, ok := ev.Object.(*v1.Pod)
+			if !ok || len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].State.Waiting == nil {
+				continue
+			}
+			r := p.Status.ContainerStatuses[0].State.Waiting.Reason
+			pp.mu.Lock()
+			if l := pp.reasons[p.Name]; len(l) == 0 || l[len(l)-1] != r {
+				pp.reasons[p.Name] = append(l, r)
+			}
+			pp.mu.Unlock()
+		}
+	}()
+	absent := reg.hostAddr + "/kubeish/absent:v1"
+	for _, pc := range []struct {
+		name, image string
+		policy      v1.PullPolicy
+	}{
+		{"pulled", reg.hostAddr + "/kubeish/echo:pulled", v1.PullIfNotPresent},
+		{"never-pull", absent, v1.PullNever},
+		{"bad-pull", absent, v1.PullIfNotPresent},
+	} {
+		pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: pc.name, Labels: map[string]string{"test": "pull"}},
+			Spec: v1.PodSpec{NodeName: nodeName, Containers: []v1.Container{{Name: "c", Image: pc.image, ImagePullPolicy: pc.policy}}}}
+		if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		pp.names = append(pp.names, pc.name)
+	}
+	return pp
+}
+
+func (pp *pullPods) seen(pod string) []string {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	return append([]string(nil), pp.reasons[pod]...)
+}
+
+// check: the registry's image is pulled and runs; an absent image with
+// policy Never waits as ErrImageNeverPull; an absent image to pull fails
+// as ErrImagePull, then backs off as ImagePullBackOff.
+func (pp *pullPods) check(t *testing.T) {
+	t.Helper()
+	p := waitPod(t, pp.cs, "pulled", 60*time.Second, "Running from the pulled image", func(p *v1.Pod) bool {
+		return p.Status.Phase == v1.PodRunning
+	})
+	if got := p.Status.ContainerStatuses[0].ImageID; got != pp.reg.digest {
+		t.Errorf("pulled pod's imageID = %q, want the pushed manifest %s", got, pp.reg.digest)
+	}
+	waitPod(t, pp.cs, "never-pull", 30*time.Second, "ErrImageNeverPull", func(p *v1.Pod) bool {
+		s := p.Status.ContainerStatuses
+		return len(s) == 1 && s[0].State.Waiting != nil && s[0].State.Waiting.Reason == "ErrImageNeverPull"
+	})
+	err := testhost.WaitFor(context.Background(), 30*time.Second, 200*time.Millisecond, func() (bool, error) {
+		l := pp.seen("bad-pull")
+		i := slices.Index(l, "ErrImagePull")
+		return i >= 0 && slices.Contains(l[i:], "ImagePullBackOff"), nil
+	})
+	if err != nil {
+		t.Errorf("bad-pull: waiting reasons %v, want ErrImagePull then ImagePullBackOff", pp.seen("bad-pull"))
+	}
+	if l := pp.seen("never-pull"); slices.Contains(l, "ErrImagePull") {
+		t.Errorf("never-pull tried a pull: %v", l)
+	}
+	t.Logf("pulls: bad-pull went through %v", pp.seen("bad-pull"))
+}
+
+var backoffMessage = regexp.MustCompile(`^back-off (\S+) restarting failed container`)
+
+// checkCrashBackoffGrows waits for the next restart of the crash pod after
+// first (a CrashLoopBackOff status): the restart waited first's back-off,
+// and the back-off doubled.
+func checkCrashBackoffGrows(t *testing.T, cs kubernetes.Interface, first v1.ContainerStatus) {
+	t.Helper()
+	delay := func(s v1.ContainerStatus) time.Duration {
+		m := backoffMessage.FindStringSubmatch(s.State.Waiting.Message)
+		if m == nil {
+			t.Fatalf("back-off message %q", s.State.Waiting.Message)
+		}
+		d, err := time.ParseDuration(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	d1 := delay(first)
+	p := waitPod(t, cs, "crash", d1+30*time.Second, "the next crash loop restart", func(p *v1.Pod) bool {
+		s := p.Status.ContainerStatuses[0]
+		return s.RestartCount > first.RestartCount && s.State.Waiting != nil && s.State.Waiting.Reason == "CrashLoopBackOff"
+	})
+	next := p.Status.ContainerStatuses[0]
+	d2 := delay(next)
+	steps := next.RestartCount - first.RestartCount
+	if want := min(d1<<steps, 5*time.Minute); d2 != want {
+		t.Errorf("back-off after %d more restarts = %v, want %v (from %v)", steps, d2, want, d1)
+	}
+	if steps == 1 {
+		// The restart came d1 after the exit before it (API times are in
+		// whole seconds).
+		gap := next.LastTerminationState.Terminated.StartedAt.Sub(first.LastTerminationState.Terminated.FinishedAt.Time)
+		if gap < d1-time.Second {
+			t.Errorf("restart %d came %v after the exit before it, want about %v", next.RestartCount, gap, d1)
+		}
+		t.Logf("crash: restart %d waited %v, next back-off %v", next.RestartCount, gap, d2)
+	}
+}
+
+// checkStats polls the node's /stats/summary and /metrics/cadvisor until
+// both report the running container with memory and CPU (a CPU rate needs
+// two reads a second apart).
+func checkStats(t *testing.T, n *node, nodeName, pod, container string) {
+	t.Helper()
+	var last string
+	err := testhost.WaitFor(context.Background(), 20*time.Second, 500*time.Millisecond, func() (bool, error) {
+		body, err := n.get("http://10.250.0.2:10250/stats/summary")
+		last = body
+		if err != nil {
+			return false, err
+		}
+		var s stats.Summary
+		if err := json.Unmarshal([]byte(body), &s); err != nil {
+			return false, err
+		}
+		if s.Node.NodeName != nodeName || s.Node.Memory == nil || s.Node.Memory.WorkingSetBytes == nil || *s.Node.Memory.WorkingSetBytes == 0 {
+			return false, fmt.Errorf("node figures missing")
+		}
+		for _, p := range s.Pods {
+			if p.PodRef.Name != pod || p.PodRef.Namespace != "default" || p.PodRef.UID == "" || p.Memory == nil {
+				continue
+			}
+			for _, c := range p.Containers {
+				if c.Name == container && c.Memory != nil && c.CPU != nil && *c.Memory.WorkingSetBytes > 0 &&
+					*c.CPU.UsageCoreNanoSeconds > 0 && c.CPU.UsageNanoCores != nil {
+					return true, nil
+				}
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Errorf("/stats/summary has no usage of %s/%s: %v\n%s", pod, container, err, tailStr(last, 3000))
+	}
+	body, err := n.get("http://10.250.0.2:10250/metrics/cadvisor")
+	if err != nil {
+		t.Fatalf("/metrics/cadvisor: %v", err)
+	}
+	labels := fmt.Sprintf(`{container=%q,namespace="default",pod=%q} `, container, pod)
+	for _, m := range []string{"container_memory_working_set_bytes", "container_cpu_usage_seconds_total"} {
+		v := -1.0
+		for _, l := range strings.Split(body, "\n") {
+			if rest, ok := strings.CutPrefix(l, m+labels); ok {
+				v, _ = strconv.ParseFloat(rest, 64)
+			}
+		}
+		if v <= 0 {
+			t.Errorf("/metrics/cadvisor: %s%s = %v, want > 0:\n%s", m, labels, v, tailStr(body, 3000))
+		}
+	}
+}
