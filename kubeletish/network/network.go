@@ -60,6 +60,7 @@ type Manager struct {
 
 	mu       sync.Mutex
 	podCIDR  string
+	gateway  net.IP
 	confList []byte
 }
 
@@ -84,11 +85,12 @@ func New(cfg Config) (*Manager, error) {
 }
 
 // ConfList returns the CNI configuration for a pod CIDR: a bridge that is
-// the pods' gateway, host-local IPAM on the CIDR, masquerade for traffic
-// leaving the cluster CIDR.
+// the pods' gateway (the CIDR's first address, see Gateway), host-local
+// IPAM on the CIDR, masquerade for traffic leaving the pod CIDR.
 func ConfList(bridge, podCIDR, ipamDir string) ([]byte, error) {
-	if _, _, err := net.ParseCIDR(podCIDR); err != nil {
-		return nil, fmt.Errorf("pod CIDR %q: %w", podCIDR, err)
+	gw, err := Gateway(podCIDR)
+	if err != nil {
+		return nil, err
 	}
 	c := map[string]any{
 		"cniVersion": "1.0.0",
@@ -100,8 +102,11 @@ func ConfList(bridge, podCIDR, ipamDir string) ([]byte, error) {
 			"ipMasq":      true,
 			"hairpinMode": true,
 			"ipam": map[string]any{
-				"type":    "host-local",
-				"ranges":  [][]map[string]string{{{"subnet": podCIDR}}},
+				"type": "host-local",
+				// The gateway is spelled out, the same host-local would pick,
+				// so that it is certainly the address SetPodCIDR gave the
+				// bridge: the plugin refuses a bridge with another address.
+				"ranges":  [][]map[string]string{{{"subnet": podCIDR, "gateway": gw.IP.String()}}},
 				"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
 				"dataDir": ipamDir,
 			},
@@ -112,24 +117,41 @@ func ConfList(bridge, podCIDR, ipamDir string) ([]byte, error) {
 
 const loopbackConf = `{"cniVersion":"1.0.0","name":"lo","plugins":[{"type":"loopback"}]}`
 
-// SetPodCIDR writes the node's CNI configuration for cidr.
+// SetPodCIDR makes the node's bridge with the pods' gateway address of
+// cidr (so that node services such as the DNS can listen on it before any
+// pod exists) and writes the node's CNI configuration for cidr. Calling it
+// again with the same cidr re-checks the bridge.
 func (m *Manager) SetPodCIDR(cidr string) error {
 	b, err := ConfList(m.cfg.BridgeName, cidr, filepath.Join(m.cfg.RootDir, "cni/networks"))
 	if err != nil {
 		return err
 	}
+	gw, err := Gateway(cidr)
+	if err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := ensureBridge(m.cfg.BridgeName, gw); err != nil {
+		return err
+	}
 	if m.podCIDR == cidr {
 		return nil
 	}
 	if err := os.WriteFile(filepath.Join(m.cfg.RootDir, "cni/10-kubeish.conflist"), b, 0o640); err != nil {
 		return err
 	}
-	m.podCIDR, m.confList = cidr, b
-	m.cfg.Log.Info("pod network configured", zap.String("podCIDR", cidr))
+	m.podCIDR, m.gateway, m.confList = cidr, gw.IP, b
+	m.cfg.Log.Info("pod network configured", zap.String("podCIDR", cidr), zap.String("bridge", m.cfg.BridgeName), zap.Stringer("gateway", gw.IP))
 	return nil
 }
+
+// GatewayIP returns the bridge's address, the pods' gateway (nil until
+// SetPodCIDR succeeded). The caller must not modify it.
+func (m *Manager) GatewayIP() net.IP { m.mu.Lock(); defer m.mu.Unlock(); return m.gateway }
+
+// BridgeName returns the name of the node's pod bridge.
+func (m *Manager) BridgeName() string { return m.cfg.BridgeName }
 
 // PodCIDR returns the configured pod CIDR ("" before SetPodCIDR).
 func (m *Manager) PodCIDR() string { m.mu.Lock(); defer m.mu.Unlock(); return m.podCIDR }
