@@ -145,11 +145,11 @@ func (s *Server) Healthz() error {
 }
 
 // Run waits for the caches, listens on Addr (UDP and TCP) and serves until
-// ctx ends. An error to listen is returned at once: the caller decides
-// whether to retry.
+// ctx ends, then returns nil. An error to listen is returned at once: the
+// caller decides whether to retry.
 func (s *Server) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), s.synced...) {
-		return ctx.Err()
+		return nil // ctx ended: a shutdown, not a failure
 	}
 	pc, ln, err := listen(s.cfg.Addr)
 	if err != nil {
