@@ -25,9 +25,13 @@ type Pods interface {
 	LogPath(pod *v1.Pod, container string, attempt int) string
 }
 
-// Install adds the node endpoints to a metrics server's mux.
-func Install(s *metrics.Server, pods Pods) {
+// Install adds the node endpoints to a metrics server's mux: the logs of
+// pods, and the usage endpoints of st (see InstallStats; nil: none).
+func Install(s *metrics.Server, pods Pods, st Stats) {
 	s.Handle("/containerLogs/", &logsHandler{pods: pods})
+	if st != nil {
+		InstallStats(s, st)
+	}
 }
 
 type logsHandler struct{ pods Pods }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	v1 "k8s.io/api/core/v1"
 
 	"github.com/kubeish/kubeish/kubeletish/stats"
 	"github.com/kubeish/kubeish/pkg/metrics"
@@ -21,6 +22,11 @@ type fakePods []stats.Pod
 
 func (f fakePods) StatsPods(context.Context) ([]stats.Pod, error) { return f, nil }
 
+type noPods struct{}
+
+func (noPods) GetPod(ns, name string) *v1.Pod                            { return nil }
+func (noPods) LogPath(pod *v1.Pod, container string, attempt int) string { return "" }
+
 type failing struct{}
 
 func (failing) Summary(context.Context) (*stats.Summary, error) { return nil, errors.New("no cgroups") }
@@ -29,7 +35,7 @@ func (failing) Gatherer() prometheus.Gatherer                   { return prometh
 func serve(t *testing.T, st Stats) string {
 	t.Helper()
 	ms := metrics.NewServer()
-	InstallStats(ms, st)
+	Install(ms, noPods{}, st)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	addr, err := ms.Serve(ctx, "127.0.0.1:0", zap.NewNop())
