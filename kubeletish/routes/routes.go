@@ -256,14 +256,14 @@ func (m *Manager) sync(h *netlink.Handle) (err error) {
 		}
 		if errors.Is(err, unix.EEXIST) {
 			conflicts++
-			m.log.Warn("a route not of ours is in the way; leaving it", zap.Stringer("route", r), zap.String("peer", r.Node))
+			m.log.Warn("a route not of ours is in the way; leaving it", r.fields()...)
 			continue
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("writing route %s (node %q): %w", r, r.Node, err))
 			continue
 		}
-		m.log.Info("route written", zap.Stringer("route", r), zap.String("peer", r.Node))
+		m.log.Info("route written", r.fields()...)
 	}
 	if now, err := owned(h); err == nil {
 		m.metrics.programmed.Set(float64(len(now)))
@@ -276,6 +276,15 @@ func (m *Manager) sync(h *netlink.Handle) (err error) {
 	m.syncedOnce = true
 	m.mu.Unlock()
 	return nil
+}
+
+// fields describe r in logs.
+func (r Route) fields() []zap.Field {
+	f := []zap.Field{zap.Stringer("route", r)}
+	if r.Node != "" {
+		f = append(f, zap.String("peer", r.Node))
+	}
+	return f
 }
 
 // netlink is r as a main-table route of ours.
