@@ -140,6 +140,22 @@ func (g *procGroup) restart(name string, sig os.Signal) (*proc, error) {
 	return g.start(name, p.host, p.path, p.args...)
 }
 
+// exited reports whether the process has ended.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// logTail returns the last n lines of a component's log.
+func (g *procGroup) logTail(name string, n int) string {
+	data, _ := os.ReadFile(filepath.Join(g.dir, name+".log"))
+	return tail(data, n)
+}
+
 // exited reports whether a component that should run has exited, and how.
 func (g *procGroup) exited() []string {
 	g.mu.Lock()

@@ -20,6 +20,7 @@ import (
 func TestRealCluster(t *testing.T) {
 	c := newRealCluster(t, realOptions{})
 	t.Run("DeploymentAndService", func(t *testing.T) { testDeploymentAndService(c.sub(t)) })
+	t.Run("Prometheus", func(t *testing.T) { testPrometheus(c.sub(t)) })
 }
 
 // webManifest is what a user applies: a Deployment of 6 echo pods and a
