@@ -95,6 +95,8 @@ type Proxier struct {
 
 	// trigger holds at most one pending "something changed" signal.
 	trigger chan struct{}
+	// syncFn is p.sync; tests of the loop's timing replace it.
+	syncFn func(context.Context, syncKind) error
 
 	// The rules last applied, nil when what the kernel has is unknown
 	// (before the first sync, after a failure): then the next sync is full.
@@ -188,6 +190,7 @@ func New(cfg Config) (*Proxier, error) {
 		return nil, fmt.Errorf("proxy: registering metrics: %w", err)
 	}
 	p.metrics = m
+	p.syncFn = p.sync
 
 	svcInf := cfg.Informers.Core().V1().Services()
 	sliceInf := cfg.Informers.Discovery().V1().EndpointSlices()
@@ -287,7 +290,7 @@ func (p *Proxier) Run(ctx context.Context) error {
 			dirty, kind = true, syncFull
 		case <-timer.C:
 			armed, dirty = false, false
-			err := p.sync(ctx, kind)
+			err := p.syncFn(ctx, kind)
 			last = time.Now()
 			if err == nil {
 				kind, backoff = syncChanges, 0
