@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -131,7 +130,3 @@ func lookPath(name, what string) error {
 	}
 	return nil
 }
-
-// errNoConntrack marks a missing conntrack tool: stale UDP flows are then
-// left to time out.
-var errNoConntrack = errors.New("conntrack tool not found")

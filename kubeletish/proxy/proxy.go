@@ -4,9 +4,12 @@
 // ready endpoints, ClientIP session affinity, masquerading, REJECT for
 // services without endpoints) with a pure function, and writes them with one
 // iptables-restore --noflush per sync, so a change is applied atomically and a
-// burst of changes costs one sync. It owns only its chains (kube-proxy's
-// names: KUBE-SERVICES, KUBE-SVC-…, …) and the jumps into them, and Cleanup
-// removes exactly those.
+// burst of changes costs one sync. A sync writes only the chains whose rules
+// changed since the last one (iptables-nft-restore needs seconds to rewrite
+// tens of thousands of rules); a full rewrite runs at start, after a
+// failure, when a jump into our chains has gone, and hourly. It owns only
+// its chains (kube-proxy's names: KUBE-SERVICES, KUBE-SVC-…, …) and the jumps
+// into them, and Cleanup removes exactly those.
 //
 // The proxier acts in the network namespace of the thread that runs it: Run
 // does every iptables and conntrack exec (and New every sysctl) from the
