@@ -4,6 +4,7 @@
 //
 //	kubeletish --node-ip IP [flags]          run the agent
 //	kubeletish images import FILE…           import OCI image archives (node-side)
+//	kubeletish --cleanup                     remove the proxy's iptables rules and the agent's routes
 //	kubeletish log-driver FILE               (started by containerd's shim) write a container's output as CRI logs
 package main
 
@@ -48,6 +49,13 @@ func main() {
 		return
 	}
 	_ = fs.Parse(args)
+	if o.Cleanup {
+		if err := o.CleanupNode(); err != nil {
+			fmt.Fprintln(os.Stderr, "kubeletish --cleanup:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := o.Validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "kubeletish:", err)
 		os.Exit(2)

@@ -16,14 +16,21 @@ import (
 
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
 
+	"github.com/kubeish/kubeish/kubeletish/dns"
 	"github.com/kubeish/kubeish/kubeletish/network"
 	"github.com/kubeish/kubeish/kubeletish/node"
 	"github.com/kubeish/kubeish/kubeletish/pod"
+	"github.com/kubeish/kubeish/kubeletish/proxy"
+	"github.com/kubeish/kubeish/kubeletish/routes"
 	"github.com/kubeish/kubeish/kubeletish/runtime"
 	"github.com/kubeish/kubeish/kubeletish/server"
+	"github.com/kubeish/kubeish/kubeletish/stats"
 	"github.com/kubeish/kubeish/pkg/client"
 	"github.com/kubeish/kubeish/pkg/logging"
 	"github.com/kubeish/kubeish/pkg/metrics"
@@ -57,6 +64,20 @@ type Options struct {
 	ReservedMemory      string
 	LeaseInterval       time.Duration
 	RelistPeriod        time.Duration
+
+	// The node's network services (DESIGN.md "Node agent": service proxy,
+	// host-gw routes, node-local DNS).
+	Proxy              bool
+	ProxyMinSyncPeriod time.Duration
+	ProxySyncPeriod    time.Duration
+	ProxyFullSync      time.Duration
+	Routes             bool
+	DNS                bool
+	ClusterDomain      string
+	DNSUpstream        string
+	// Cleanup removes the proxy's iptables rules and the agent's routes,
+	// then exits (kubeletish --cleanup).
+	Cleanup bool
 }
 
 // NewOptions returns the defaults.
@@ -78,6 +99,13 @@ func NewOptions() *Options {
 		ReservedMemory:      "0",
 		LeaseInterval:       5 * time.Second,
 		RelistPeriod:        time.Second,
+		Proxy:               true,
+		ProxyMinSyncPeriod:  100 * time.Millisecond,
+		ProxySyncPeriod:     30 * time.Second,
+		ProxyFullSync:       time.Hour,
+		Routes:              true,
+		DNS:                 true,
+		ClusterDomain:       "cluster.local",
 	}
 }
 
@@ -106,6 +134,15 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ReservedMemory, "reserved-memory", o.ReservedMemory, "memory kept from pods")
 	fs.DurationVar(&o.LeaseInterval, "lease-interval", o.LeaseInterval, "how often the node's Lease is renewed")
 	fs.DurationVar(&o.RelistPeriod, "relist-period", o.RelistPeriod, "how often containerd is listed to notice container changes")
+	fs.BoolVar(&o.Proxy, "proxy", o.Proxy, "run the service proxy: iptables rules for ClusterIPs and NodePorts")
+	fs.DurationVar(&o.ProxyMinSyncPeriod, "proxy-min-sync-period", o.ProxyMinSyncPeriod, "least time between two proxy rule syncs; changes within it are folded into one")
+	fs.DurationVar(&o.ProxySyncPeriod, "proxy-sync-period", o.ProxySyncPeriod, "period of proxy resyncs: re-render the rules, write the chains that changed, check the jumps from the built-in chains")
+	fs.DurationVar(&o.ProxyFullSync, "proxy-full-sync-period", o.ProxyFullSync, "period of full rewrites of the proxy's rules (also at start and after a failed sync)")
+	fs.BoolVar(&o.Routes, "routes", o.Routes, "keep routes to the other nodes' pod CIDRs via their InternalIPs (host-gw) and to the service range")
+	fs.BoolVar(&o.DNS, "dns", o.DNS, "serve cluster DNS on the node's pod bridge address, port 53, and name it in pods' resolv.conf")
+	fs.StringVar(&o.ClusterDomain, "cluster-domain", o.ClusterDomain, "the cluster's DNS domain")
+	fs.StringVar(&o.DNSUpstream, "dns-upstream", o.DNSUpstream, "host:port that answers names outside the cluster domain (default: none, they get NXDOMAIN)")
+	fs.BoolVar(&o.Cleanup, "cleanup", o.Cleanup, "remove the proxy's iptables rules and the agent's routes, then exit")
 }
 
 // Validate checks the options.
@@ -131,6 +168,19 @@ func (o *Options) Validate() error {
 	}
 	if o.LeaseInterval <= 0 {
 		errs = append(errs, errors.New("--lease-interval must be positive"))
+	}
+	if o.ProxyMinSyncPeriod < 0 || o.ProxySyncPeriod <= 0 || o.ProxyFullSync <= 0 {
+		errs = append(errs, errors.New("--proxy-min-sync-period must not be negative, --proxy-sync-period and --proxy-full-sync-period must be positive"))
+	}
+	for _, c := range []struct{ name, v string }{{"cluster-cidr", o.ClusterCIDR}, {"service-cluster-ip-range", o.ServiceCIDR}} {
+		if _, _, err := net.ParseCIDR(c.v); err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %w", c.name, err))
+		}
+	}
+	if o.DNSUpstream != "" {
+		if _, _, err := net.SplitHostPort(o.DNSUpstream); err != nil {
+			errs = append(errs, fmt.Errorf("--dns-upstream %q: want host:port: %w", o.DNSUpstream, err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -189,16 +239,31 @@ func (o *Options) Run(ctx context.Context) error {
 		return fmt.Errorf("containerd at %s: %w", o.ContainerdAddress, err)
 	}
 
+	// The proxy, routes and DNS share one informer factory (Services,
+	// EndpointSlices, Nodes: one watch each for the whole agent); each
+	// registers what it needs in New, and it starts once all have.
 	ms := metrics.NewServer()
-	pm := pod.New(pod.Config{NodeName: o.NodeName, HostIP: o.NodeIP, Client: cs, Runtime: rt, Log: log.Named("pod"),
-		RootDir: rootDir, CgroupParent: o.CgroupParent, RelistPeriod: o.RelistPeriod, Metrics: pod.NewMetrics(ms.Registry)})
-	server.Install(ms, pm)
-	ms.AddHealthz("pods", func() error {
-		if !pm.Synced() {
-			return errors.New("pod informer not synced")
+	factory := informers.NewSharedInformerFactory(cs, 0)
+	var services []func(context.Context) error
+	if o.Proxy {
+		p, err := proxy.New(proxy.Config{NodeName: o.NodeName, NodeIP: o.NodeIP, ClusterCIDR: o.ClusterCIDR, ServiceCIDR: o.ServiceCIDR,
+			MinSyncPeriod: o.ProxyMinSyncPeriod, SyncPeriod: o.ProxySyncPeriod, FullSyncPeriod: o.ProxyFullSync, Informers: factory, Log: log.Named("proxy"), Registry: ms.Registry})
+		if err != nil {
+			return fmt.Errorf("service proxy (--proxy=false turns it off): %w", err)
 		}
-		return nil
-	})
+		services = append(services, p.Run)
+	}
+	if o.Routes {
+		r, err := routes.New(routes.Config{NodeName: o.NodeName, NodeIP: o.NodeIP, ServiceCIDR: o.ServiceCIDR,
+			Informers: factory, Log: log.Named("routes"), Registry: ms.Registry})
+		if err != nil {
+			return fmt.Errorf("routes (--routes=false turns them off): %w", err)
+		}
+		services = append(services, r.Run)
+	}
+
+	// Serve first: the Node publishes the port, and a node without a pod
+	// CIDR yet still answers /healthz and /metrics.
 	addr, err := ms.Serve(ctx, net.JoinHostPort(o.Address, strconv.Itoa(o.Port)), log)
 	if err != nil {
 		return err
@@ -224,44 +289,91 @@ func (o *Options) Run(ctx context.Context) error {
 			}
 			return nil
 		}})
-	var n interface{ GetName() string }
-	for {
-		nd, err := agent.Register(ctx)
-		if err == nil {
-			n = nd
-			if nd.Spec.PodCIDR != "" {
-				if err := netm.SetPodCIDR(nd.Spec.PodCIDR); err != nil {
-					return err
-				}
-			}
-			break
+	if err := wait.PollUntilContextCancel(ctx, 2*time.Second, true, func(ctx context.Context) (bool, error) {
+		if _, err := agent.Register(ctx); err != nil {
+			log.Warn("registering node", zap.Error(err))
+			return false, nil
 		}
-		log.Warn("registering node", zap.Error(err))
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(2 * time.Second):
-		}
+		return true, nil
+	}); err != nil {
+		return nil // ctx ended
 	}
-	_ = n
 	go agent.Run(ctx)
-	// Until the controller allocates a pod CIDR, look for it.
-	go func() {
-		for netm.PodCIDR() == "" {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
+
+	// Pods need the node's pod CIDR (their network, and the DNS address:
+	// the bridge's gateway address). The controller allocates it, or
+	// --pod-cidr gives it.
+	if err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		cidr := o.PodCIDR
+		if cidr == "" {
 			nd, err := cs.CoreV1().Nodes().Get(ctx, o.NodeName, metav1.GetOptions{})
-			if err == nil && nd.Spec.PodCIDR != "" {
-				if err := netm.SetPodCIDR(nd.Spec.PodCIDR); err != nil {
-					log.Error("pod CIDR", zap.Error(err))
-				}
+			if err != nil {
+				log.Warn("reading own node", zap.Error(err))
+				return false, nil
 			}
+			cidr = nd.Spec.PodCIDR
 		}
-	}()
-	return pm.Run(ctx)
+		if cidr == "" {
+			log.Debug("waiting for a pod CIDR")
+			return false, nil
+		}
+		if err := netm.SetPodCIDR(cidr); err != nil {
+			return false, fmt.Errorf("pod CIDR %s: %w", cidr, err)
+		}
+		return true, nil
+	}); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	log.Info("pod network ready", zap.String("podCIDR", netm.PodCIDR()), zap.Stringer("gateway", netm.GatewayIP()))
+
+	var clusterDNS string
+	if o.DNS {
+		d, err := dns.New(dns.Config{Addr: net.JoinHostPort(netm.GatewayIP().String(), "53"), Domain: o.ClusterDomain,
+			Upstream: o.DNSUpstream, Informers: factory, Log: log.Named("dns"), Registry: ms.Registry})
+		if err != nil {
+			return fmt.Errorf("cluster DNS (--dns=false turns it off): %w", err)
+		}
+		ms.AddHealthz("dns", d.Healthz)
+		clusterDNS = netm.GatewayIP().String()
+		services = append(services, d.Run)
+	}
+
+	pm := pod.New(pod.Config{NodeName: o.NodeName, HostIP: o.NodeIP, Client: cs, Runtime: rt, Log: log.Named("pod"),
+		RootDir: rootDir, CgroupParent: o.CgroupParent, RelistPeriod: o.RelistPeriod, Metrics: pod.NewMetrics(ms.Registry),
+		ClusterDNS: clusterDNS})
+	st := stats.New(stats.Config{NodeName: o.NodeName, CgroupParent: o.CgroupParent, Pods: pm, Log: log.Named("stats")})
+	server.Install(ms, pm, st)
+	ms.AddHealthz("pods", func() error {
+		if !pm.Synced() {
+			return errors.New("pod informer not synced")
+		}
+		return nil
+	})
+
+	factory.Start(ctx.Done())
+	g, gctx := errgroup.WithContext(ctx)
+	for _, run := range services {
+		g.Go(func() error { return run(gctx) })
+	}
+	g.Go(func() error { return pm.Run(gctx) })
+	err = g.Wait()
+	factory.Shutdown()
+	return err
+}
+
+// CleanupNode removes what the agent programs into the node's network
+// namespace outside of pods: the proxy's iptables chains and the routes
+// it owns (kubeletish --cleanup).
+func (o *Options) CleanupNode() error {
+	log, err := o.Logging.Build()
+	if err != nil {
+		return err
+	}
+	log = log.Named("kubeletish")
+	return errors.Join(proxy.Cleanup(log.Named("proxy")), routes.Cleanup(log.Named("routes")))
 }
 
 // ImportImages imports image archives into the node's containerd.
