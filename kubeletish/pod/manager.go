@@ -54,6 +54,7 @@ type Manager struct {
 	cfg     Config
 	log     *zap.Logger
 	backoff *Backoff
+	pulls   *ImagePuller
 	probes  *probe.Manager
 	objects Objects
 	indexer cache.Indexer
@@ -90,7 +91,7 @@ func New(cfg Config) *Manager {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	m := &Manager{cfg: cfg, log: cfg.Log, backoff: NewBackoff(cfg.Clock), objects: Objects{Client: cfg.Client},
+	m := &Manager{cfg: cfg, log: cfg.Log, backoff: NewBackoff(cfg.Clock), pulls: NewImagePuller(cfg.Runtime, cfg.Clock), objects: Objects{Client: cfg.Client},
 		workers: map[types.UID]*worker{}, waiting: map[types.UID]map[string]v1.ContainerStateWaiting{},
 		lastVol: map[types.UID]time.Time{}, seen: map[types.UID]string{}}
 	m.probes = probe.NewManager(cfg.Runtime.Exec, m.enqueue, cfg.Log.Named("probe"))
@@ -458,15 +459,8 @@ func (m *Manager) volumes(ctx context.Context, pod *v1.Pod, force bool) (map[str
 
 func (m *Manager) start(ctx context.Context, pod *v1.Pod, sb *runtime.Sandbox, s StartAction, vols map[string]string) (v1.ContainerStateWaiting, error) {
 	c := s.Container
-	policy := runtime.PullPolicy(c.ImagePullPolicy)
-	if policy == "" {
-		policy = runtime.PullIfNotPresent
-	}
-	if _, err := m.cfg.Runtime.EnsureImage(ctx, c.Image, policy); err != nil {
-		if errors.Is(err, runtime.ErrImageNeverPull) {
-			return v1.ContainerStateWaiting{Reason: ReasonErrImageNeverPull, Message: fmt.Sprintf("image %q is not present with pull policy of Never", c.Image)}, err
-		}
-		return v1.ContainerStateWaiting{Reason: ReasonErrImagePull, Message: err.Error()}, err
+	if w, err := m.pulls.Ensure(ctx, pod, c); err != nil {
+		return w, err
 	}
 	env, err := m.objects.Env(ctx, pod, c, sb.IP, m.cfg.HostIP)
 	if err != nil {
@@ -596,6 +590,7 @@ func (m *Manager) teardown(ctx context.Context, uid types.UID, cs []runtime.Cont
 	}
 	removeCgroup(m.cgroupParent(uid))
 	m.backoff.Forget(string(uid) + "/")
+	m.pulls.Forget(uid)
 	if err := os.RemoveAll(m.PodDir(uid)); err != nil {
 		return err
 	}
