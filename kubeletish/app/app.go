@@ -259,6 +259,7 @@ func (o *Options) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("routes (--routes=false turns them off): %w", err)
 		}
+		ms.AddHealthz("routes", r.Healthz)
 		services = append(services, r.Run)
 	}
 
@@ -343,7 +344,7 @@ func (o *Options) Run(ctx context.Context) error {
 
 	pm := pod.New(pod.Config{NodeName: o.NodeName, HostIP: o.NodeIP, Client: cs, Runtime: rt, Log: log.Named("pod"),
 		RootDir: rootDir, CgroupParent: o.CgroupParent, RelistPeriod: o.RelistPeriod, Metrics: pod.NewMetrics(ms.Registry),
-		ClusterDNS: clusterDNS})
+		ClusterDNS: clusterDNS, ClusterDomain: o.ClusterDomain})
 	st := stats.New(stats.Config{NodeName: o.NodeName, CgroupParent: o.CgroupParent, Pods: pm, Log: log.Named("stats")})
 	server.Install(ms, pm, st)
 	ms.AddHealthz("pods", func() error {

@@ -47,6 +47,9 @@ type Config struct {
 	// node's cluster DNS, on its bridge address); empty: none, only the
 	// cluster search path.
 	ClusterDNS string
+	// ClusterDomain is the cluster DNS domain of the search path (empty:
+	// cluster.local).
+	ClusterDomain string
 }
 
 // Manager keeps the node's pods running as the API wants them.
@@ -517,7 +520,7 @@ func (m *Manager) start(ctx context.Context, pod *v1.Pod, sb *runtime.Sandbox, s
 // their mounts. A host-network pod keeps the host's files, except that
 // dnsPolicy ClusterFirstWithHostNet gives it the cluster's resolv.conf.
 func (m *Manager) etcFiles(pod *v1.Pod, sb *runtime.Sandbox) ([]runtime.Mount, error) {
-	resolv := kdns.ResolvConf(pod, m.cfg.ClusterDNS, kdns.DefaultDomain)
+	resolv := kdns.ResolvConf(pod, m.cfg.ClusterDNS, m.cfg.ClusterDomain)
 	files := map[string]string{"resolv.conf": resolv}
 	if pod.Spec.HostNetwork {
 		if pod.Spec.DNSPolicy != v1.DNSClusterFirstWithHostNet {
