@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -268,19 +269,37 @@ func untilEvery(t *testing.T, interval, within time.Duration, what string, cond 
 // dialRefused dials addr from inside h and reports nil only when the
 // connection is refused at once (a REJECT, or nobody listening).
 func dialRefused(h *testhost.Host, addr string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	conn, err := h.DialContext(ctx, "tcp", addr)
-	if err == nil {
-		conn.Close()
-		return fmt.Errorf("%s accepted a connection", addr)
+	took, err := dialFails(h, addr)
+	if err != nil {
+		return err
 	}
-	var errno interface{ Timeout() bool }
-	if errors.As(err, &errno) && errno.Timeout() {
-		return fmt.Errorf("dialing %s timed out instead of being refused: %w", addr, err)
-	}
-	if !strings.Contains(err.Error(), "connection refused") {
-		return fmt.Errorf("dialing %s: %w, want connection refused", addr, err)
+	if !errors.Is(took.err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("dialing %s failed after %s with %v, want connection refused", addr, took.after.Round(time.Millisecond), took.err)
 	}
 	return nil
+}
+
+// dialFailure is how a dial failed.
+type dialFailure struct {
+	err   error
+	after time.Duration
+}
+
+// dialFails dials addr from inside h and returns how it failed; it is an
+// error when the dial succeeds or times out (2 s).
+func dialFails(h *testhost.Host, addr string) (dialFailure, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	conn, err := h.DialContext(ctx, "tcp", addr)
+	took := time.Since(start)
+	if err == nil {
+		conn.Close()
+		return dialFailure{}, fmt.Errorf("%s accepted a connection", addr)
+	}
+	var timeout interface{ Timeout() bool }
+	if errors.As(err, &timeout) && timeout.Timeout() {
+		return dialFailure{}, fmt.Errorf("dialing %s timed out after %s instead of failing at once: %w", addr, took.Round(time.Millisecond), err)
+	}
+	return dialFailure{err: err, after: took}, nil
 }
