@@ -268,12 +268,22 @@ down() {
   trap - EXIT INT TERM
   log "stopping"
   stop_processes
+  # The containers outlive the agents and containerd (their shims are
+  # nobody's children): kill them by their cgroups, then unmount their
+  # root filesystems and the pods' network namespaces. Node-local state
+  # goes with them; the API's objects stay in etcd, and the next `up`
+  # starts the pods again, as after a reboot.
+  if [ -x "$BIN/localup" ]; then
+    "$BIN/localup" teardown --cgroup-parent /kubeish --containerd-address "$CONTAINERD_SOCK" \
+      --unmount "$RUN_DIR" --unmount "$DATA_DIR/nodes" --unmount "$DATA_DIR/containerd" || true
+  fi
+  rm -rf "$DATA_DIR/nodes" "$DATA_DIR/containerd"
   remove_netns
   rm -rf "$RUN_DIR"
   local args=()
   [ -n "$KUBECONFIG_FILE" ] && args+=(--kubeconfig "$KUBECONFIG_FILE")
   [ -x "$BIN/localup" ] && "$BIN/localup" kubeconfig remove "${args[@]}" || true
-  log "stopped; data stays in $DATA_DIR (rm -rf it for a fresh cluster)"
+  log "stopped; the API's data stays in $DATA_DIR/apiserver (rm -rf $DATA_DIR for a fresh cluster)"
 }
 
 up() {

@@ -4,6 +4,7 @@
 //	localup forward --listen 127.0.0.1:6443 --netns /run/netns/kubeish-cp --target 10.250.0.1:6443
 //	localup kubeconfig set --server http://127.0.0.1:6443 [--name kubeish] [--kubeconfig FILE]
 //	localup kubeconfig remove [--name kubeish] [--kubeconfig FILE]
+//	localup teardown [--cgroup-parent /kubeish] [--containerd-address SOCK] [--unmount DIR]...
 //
 // forward accepts on a loopback address of the root network namespace and
 // dials the target from inside another namespace, so the user reaches a
@@ -26,6 +27,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kubeish/kubeish/pkg/hostclean"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
@@ -67,9 +70,41 @@ func run(args []string) error {
 			return removeContext(*path, *name)
 		}
 		return fmt.Errorf("unknown kubeconfig command %q", args[1])
+	case "teardown":
+		fs := flag.NewFlagSet("teardown", flag.ExitOnError)
+		cgroup := fs.String("cgroup-parent", "/kubeish", "cgroup parent of every node's pods: its processes are killed and its cgroups removed")
+		socket := fs.String("containerd-address", "/run/kubeish/containerd.sock", "socket of the cluster's containerd: shims naming it are killed")
+		var dirs multiFlag
+		fs.Var(&dirs, "unmount", "folder whose mount points are unmounted (repeatable)")
+		_ = fs.Parse(args[1:])
+		teardown(*cgroup, *socket, dirs)
+		return nil
 	}
 	return fmt.Errorf("unknown command %q", args[0])
 }
+
+// teardown removes what the cluster's containers leave once containerd and
+// the node agents are stopped: the containers' processes (by the cgroup
+// tree they run in), the shims of this cluster's containerd (they name its
+// socket), the cgroups, and the rootfs and netns mounts under the data
+// folders. It acts only on what the local cluster made.
+func teardown(cgroupParent, socket string, dirs []string) {
+	hostclean.KillCgroupTree(cgroupParent)
+	for _, pid := range hostclean.PidsWithArg(socket) {
+		if pid != os.Getpid() { // our own command line names the socket too
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	hostclean.RemoveCgroupTree(cgroupParent)
+	for _, d := range dirs {
+		hostclean.UnmountUnder(d)
+	}
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return fmt.Sprint(*m) }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 // forward serves until ctx ends. Dialing happens on one OS thread that
 // stays in the target namespace: a socket belongs to the namespace it was
