@@ -202,6 +202,9 @@ start_control_plane() {
 start_nodes() {
   [ -x "$BIN/kubeletish" ] || { log "no kubeletish binary yet: control plane only"; return; }
   start_containerd
+  # Images first: pods already in the API (from an earlier run) start as
+  # soon as their agent does, and must find them.
+  import_images
   local kc=$DATA_DIR/cluster.kubeconfig
   for n in $(seq 1 "$NODES"); do
     start "node-$n" "$(node_ns "$n")" "$BIN/kubeletish" \
@@ -302,7 +305,6 @@ up() {
   write_kubeconfigs
   start_control_plane
   start_nodes
-  [ -x "$BIN/kubeletish" ] && import_images
   wait_nodes_ready
   log "kubeish is up: apiserver http://127.0.0.1:$API_PORT, context 'kubeish'"
   cat >&2 <<EOF
