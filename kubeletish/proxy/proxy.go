@@ -176,7 +176,7 @@ func New(cfg Config) (*Proxier, error) {
 	p := &Proxier{
 		cfg:       cfg,
 		log:       log,
-		topo:      Topology{ClusterCIDR: cfg.ClusterCIDR},
+		topo:      Topology{ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR},
 		ipt:       ipt,
 		conntrack: cfg.Conntrack,
 		trigger:   make(chan struct{}, 1),

@@ -100,6 +100,11 @@ type Topology struct {
 	// empty, all ClusterIP traffic is masqueraded (kube-proxy's
 	// masqueradeAll).
 	ClusterCIDR string
+	// ServiceCIDR is the ClusterIP range. A new connection to an address
+	// and port in it that no Service has is refused at once (as kube-proxy's
+	// nftables mode does), rather than routed nowhere and timed out: a
+	// deleted Service answers "connection refused". Empty: no such rule.
+	ServiceCIDR string
 }
 
 // Rules is one rendering of the whole rule set: what a sync writes with one
@@ -298,6 +303,13 @@ func Render(topo Topology, services []*v1.Service, slices []*discovery.EndpointS
 
 	for _, sp := range servicePorts(services, slices) {
 		r.add(topo, sp)
+	}
+
+	// Reached only by new connections that no DNAT rule took: the
+	// per-service rules above rewrote the destination of every live one.
+	if topo.ServiceCIDR != "" {
+		r.filter.rule(chainServices, "-m", "comment", "--comment", quote("kubeish: no service at this cluster IP and port"),
+			"-d", topo.ServiceCIDR, "-j", "REJECT")
 	}
 
 	// The node-port jump must be last: a ClusterIP rule must win over a

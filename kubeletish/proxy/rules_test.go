@@ -91,7 +91,7 @@ type goldenCase struct {
 }
 
 func goldenCases() []goldenCase {
-	topo := Topology{ClusterCIDR: "10.244.0.0/16"}
+	topo := Topology{ClusterCIDR: "10.244.0.0/16", ServiceCIDR: "10.96.0.0/16"}
 	return []goldenCase{
 		{
 			name: "clusterip-3-endpoints", topo: topo,
