@@ -8,7 +8,7 @@ TEST_TIMEOUT ?= 20m
 BENCH    ?= .
 BENCH_COUNT ?= 5
 
-.PHONY: all build up down shell test test-short test-kubectl e2e vet fmt bench bench-apiserver bench-controller bench-scheduler bench-scheduler-large clean
+.PHONY: all build up down shell test test-short test-kubectl e2e test-e2e vet fmt bench bench-apiserver bench-controller bench-scheduler bench-scheduler-large bench-kubeletish bench-proxy clean
 
 all: build
 
@@ -71,7 +71,7 @@ e2e:
 
 # bench runs every benchmark; each figure is measured $(BENCH_COUNT) times
 # in the same run as its baseline. Compare runs with benchstat.
-bench: bench-apiserver bench-controller bench-scheduler
+bench: bench-apiserver bench-controller bench-scheduler bench-kubeletish bench-proxy
 
 bench-apiserver:
 	$(GO) test ./apiserver/server -run '^$$' -bench '$(BENCH)' -benchtime 2000x -count $(BENCH_COUNT)
@@ -86,6 +86,18 @@ bench-scheduler:
 # bench-scheduler-large: 1,000 and 5,000 nodes with 10,000 pods each.
 bench-scheduler-large:
 	SCHED_BENCH_LARGE=1 $(GO) test ./scheduler/bench -run '^$$' -bench . -benchtime 1x -count 3 -timeout 30m
+
+# bench-kubeletish: pod startup (created → Running through a watch) for 30
+# pods on one real node (containerd, runc, CNI), and the agent's CPU and
+# RSS. Needs root.
+bench-kubeletish:
+	$(GO) test ./kubeletish/ -run '^$$' -bench BenchmarkPodStartup -benchtime 1x -count 3 -timeout 15m
+
+# bench-proxy: rule render and iptables-restore sync for 1,000 Services ×
+# 10 endpoints, and requests per second through a ClusterIP against the
+# same pod's IP. Needs root.
+bench-proxy:
+	$(GO) test ./kubeletish/proxy/ -run '^$$' -bench . -benchtime 1x -count 3 -timeout 20m
 
 clean:
 	rm -rf $(BIN)
