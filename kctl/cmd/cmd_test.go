@@ -244,6 +244,22 @@ func TestApplyStdinAndDir(t *testing.T) {
 	if got := k.ok("-n", "kube-public", "get", "cm", "from-stdin", "-o", "name"); got != "configmap/from-stdin\n" {
 		t.Fatalf("got %q", got)
 	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"get", "cm", "from-stdin", "-o", "jsonpath={.metadata.name}"}, "from-stdin"},
+		{[]string{"get", "cm", "from-stdin", "-o", "jsonpath='{.kind} {.metadata.namespace}'"}, "ConfigMap kube-public"},
+		{[]string{"get", "cm", "from-stdin", "-o", "jsonpath={.data.missing}"}, ""},
+		{[]string{"get", "cm", "-o", "jsonpath={.items[*].metadata.name}"}, "from-stdin"},
+	} {
+		if got := k.ok(append([]string{"-n", "kube-public"}, tc.args...)...); got != tc.want {
+			t.Errorf("%v: got %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	if r := k.run("get", "cm", "-o", "jsonpath={.items["); r.code == 0 || !strings.Contains(r.err, "jsonpath") {
+		t.Fatalf("bad template: %+v", r)
+	}
 	// An unknown field is refused by the server (fieldValidation=Strict).
 	r := k.runStdin("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bad}\ndatta: {a: b}\n", "apply", "-f", "-")
 	if r.code != 1 || !strings.Contains(r.err, "datta") {

@@ -83,7 +83,7 @@ func newGetCommand(f *Factory, s Streams) *cobra.Command {
 		},
 	}
 	fl := c.Flags()
-	fl.StringVarP(&o.output, "output", "o", "", "output format: wide, yaml, json or name (default: a table)")
+	fl.StringVarP(&o.output, "output", "o", "", "output format: wide, yaml, json, name or jsonpath=TEMPLATE (default: a table)")
 	fl.StringVarP(&o.selector, "selector", "l", "", "label selector, e.g. app=web,tier!=db")
 	fl.StringVar(&o.fieldSelector, "field-selector", "", "field selector, e.g. status.phase=Running")
 	fl.BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "list across all namespaces")
@@ -95,10 +95,8 @@ func newGetCommand(f *Factory, s Streams) *cobra.Command {
 }
 
 func runGet(ctx context.Context, f *Factory, s Streams, o *getOptions, args []string) error {
-	switch o.output {
-	case "", "wide", "yaml", "json", "name":
-	default:
-		return fmt.Errorf("unknown output format %q: use wide, yaml, json or name", o.output)
+	if err := validOutput(o.output); err != nil {
+		return err
 	}
 	targets, err := parseTargets(f, args)
 	if err != nil {

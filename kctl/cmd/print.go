@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"k8s.io/client-go/util/jsonpath"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -129,8 +131,45 @@ func none(s string) string {
 	return s
 }
 
-// printObject prints one object as yaml, json or name.
+// outputFormats is what -o takes, for messages.
+const outputFormats = "wide, yaml, json, name or jsonpath=TEMPLATE"
+
+// validOutput tells whether -o names a format kctl prints.
+func validOutput(format string) error {
+	switch {
+	case format == "" || format == "wide" || format == "yaml" || format == "json" || format == "name":
+		return nil
+	case strings.HasPrefix(format, "jsonpath="):
+		_, err := parseJSONPath(format)
+		return err
+	}
+	return fmt.Errorf("unknown output format %q: use %s", format, outputFormats)
+}
+
+// parseJSONPath parses kubectl's -o jsonpath=TEMPLATE (quotes around the
+// template are optional; missing keys print nothing, as kubectl's default
+// --allow-missing-template-keys does).
+func parseJSONPath(format string) (*jsonpath.JSONPath, error) {
+	tmpl := strings.TrimPrefix(format, "jsonpath=")
+	if len(tmpl) >= 2 && (tmpl[0] == '\'' || tmpl[0] == '"') && tmpl[len(tmpl)-1] == tmpl[0] {
+		tmpl = tmpl[1 : len(tmpl)-1]
+	}
+	jp := jsonpath.New("output").AllowMissingKeys(true)
+	if err := jp.Parse(tmpl); err != nil {
+		return nil, fmt.Errorf("error parsing jsonpath %s: %w", tmpl, err)
+	}
+	return jp, nil
+}
+
+// printObject prints one object as yaml, json, name or a jsonpath template.
 func printObject(out io.Writer, format string, obj *unstructured.Unstructured) error {
+	if strings.HasPrefix(format, "jsonpath=") {
+		jp, err := parseJSONPath(format)
+		if err != nil {
+			return err
+		}
+		return jp.Execute(out, obj.Object)
+	}
 	switch format {
 	case "yaml":
 		data, err := yaml.Marshal(obj.Object)
@@ -150,7 +189,7 @@ func printObject(out io.Writer, format string, obj *unstructured.Unstructured) e
 		_, err := fmt.Fprintln(out, objectName(obj))
 		return err
 	}
-	return fmt.Errorf("unknown output format %q: use wide, yaml, json or name", format)
+	return fmt.Errorf("unknown output format %q: use %s", format, outputFormats)
 }
 
 // printList prints several objects: as a List for yaml and json, one name
