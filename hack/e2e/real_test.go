@@ -21,6 +21,7 @@ func TestRealCluster(t *testing.T) {
 	c := newRealCluster(t, realOptions{})
 	t.Run("DeploymentAndService", func(t *testing.T) { testDeploymentAndService(c.sub(t)) })
 	t.Run("Services", func(t *testing.T) { testServices(c.sub(t)) })
+	t.Run("RollingUpdate", func(t *testing.T) { testRollingUpdate(c.sub(t)) })
 	t.Run("Prometheus", func(t *testing.T) { testPrometheus(c.sub(t)) })
 	t.Run("BadInput", func(t *testing.T) { testBadInput(c.sub(t)) })
 }

@@ -14,9 +14,14 @@
 //	/fetch?url=U       GETs U from inside the pod (resolving names with the
 //	                   pod's /etc/resolv.conf) and answers 200 with JSON
 //	                   {"status":…,"body":…,"error":…}; &timeout=D (default 3s)
+//
+// With --shutdown-delay D, SIGTERM makes it keep serving for D (with
+// /healthz failing) before it finishes open requests and exits, so that a
+// rolling update behind a Service fails no request.
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -60,6 +65,8 @@ func main() {
 	exitCode := flag.Int("exit-code", 1, "exit code used with --exit-after")
 	eatMemory := flag.Int("eat-memory-mb", 0, "allocate and touch this many MiB at start")
 	unhealthy := flag.String("unhealthy-file", "", "/healthz fails while this file exists")
+	shutdownDelay := flag.Duration("shutdown-delay", 0, "on SIGTERM, keep serving this long before shutting down "+
+		"(while every node's proxy drops the terminating pod), then finish open requests and exit; 0: exit at once")
 	flag.Parse()
 
 	fmt.Printf("echo: starting as pod %q on %s\n", os.Getenv("POD_NAME"), *listen)
@@ -81,14 +88,6 @@ func main() {
 			os.Exit(*exitCode)
 		}()
 	}
-	go func() {
-		c := make(chan os.Signal, 1)
-		signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
-		s := <-c
-		fmt.Printf("echo: got %v, exiting\n", s)
-		os.Exit(0)
-	}()
-
 	var failing atomic.Bool // set by /unready
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -151,7 +150,28 @@ func main() {
 		}
 		fmt.Fprint(w, "ok")
 	})
-	if err := http.ListenAndServe(*listen, mux); err != nil {
+	srv := &http.Server{Addr: *listen, Handler: mux}
+	go func() {
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
+		s := <-c
+		if *shutdownDelay <= 0 {
+			fmt.Printf("echo: got %v, exiting\n", s)
+			os.Exit(0)
+		}
+		// A terminating pod leaves its Services' endpoints at once, but
+		// each node's proxy drops it a moment later: serve until then,
+		// as apps behind a Service must.
+		fmt.Printf("echo: got %v, serving %v more, then exiting\n", s, *shutdownDelay)
+		failing.Store(true)
+		time.Sleep(*shutdownDelay)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		fmt.Println("echo: exiting")
+		os.Exit(0)
+	}()
+	if err := srv.ListenAndServe(); err != nil {
 		fmt.Fprintln(os.Stderr, "echo:", err)
 		os.Exit(1)
 	}
