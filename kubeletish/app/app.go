@@ -82,10 +82,8 @@ type Options struct {
 
 // NewOptions returns the defaults.
 func NewOptions() *Options {
-	h, _ := os.Hostname()
 	return &Options{
 		Client:              client.NewOptions("kubeletish"),
-		NodeName:            h,
 		Address:             "0.0.0.0",
 		Port:                10250,
 		ContainerdAddress:   "/run/containerd/containerd.sock",
@@ -149,7 +147,11 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 func (o *Options) Validate() error {
 	var errs []error
 	if o.NodeName == "" {
-		errs = append(errs, errors.New("--node-name is required"))
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			errs = append(errs, errors.New("--node-name is required: the hostname is unknown"))
+		}
+		o.NodeName = strings.ToLower(h)
 	}
 	if net.ParseIP(o.NodeIP) == nil {
 		errs = append(errs, fmt.Errorf("--node-ip %q: an IP address is required (it is never guessed)", o.NodeIP))
