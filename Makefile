@@ -65,9 +65,14 @@ test-kubectl: build $(BIN)/kubectl
 		KUBECTL=$(CURDIR)/$(BIN)/kubectl KUBEISH_APISERVER=$(CURDIR)/$(BIN)/apiserver \
 		$(GO) test -count=1 -timeout 10m ./...
 
-# e2e runs the end-to-end suite: the real binaries as separate processes.
+# e2e (alias test-e2e) runs the end-to-end suite as root: the real binaries
+# as separate processes, three-node clusters of the local topology in network
+# namespaces of the test's own (hack/e2e). E2E_ARTIFACTS=DIR keeps the logs
+# of failed tests.
 e2e:
-	$(GO) test -tags e2e -count=1 -timeout 15m ./hack/e2e/
+	$(GO) test -tags e2e -count=1 -timeout 15m -v ./hack/e2e/
+
+test-e2e: e2e
 
 # bench runs every benchmark; each figure is measured $(BENCH_COUNT) times
 # in the same run as its baseline. Compare runs with benchstat.
