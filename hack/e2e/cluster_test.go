@@ -3,15 +3,25 @@
 // Package e2e runs the real binaries as separate processes and checks the
 // promises the cluster makes as a whole: what is applied converges, it
 // serves, and it heals when parts fail. `make e2e` (or `make test-e2e`)
-// runs it, as root.
+// runs it, as root; E2E_ARTIFACTS=DIR keeps the logs of failed tests.
 //
 // Two kinds of cluster:
 //   - cluster (this file): apiserver, controller and scheduler on loopback
 //     with nodes simulated through the API by fakeNode: fast tests of the
-//     control plane's healing, no root needed.
+//     control plane's healing (TestDeploymentConverges, TestNodeLossHeals,
+//     TestControlPlaneRestarts).
 //   - realCluster (realcluster_test.go): the local topology of DESIGN.md in
-//     network namespaces the test makes, with a real containerd and one
+//     network namespaces the test makes, a containerd the test starts, one
 //     kubeletish per node host: what `make up NODES=3` runs.
+//     TestRealCluster shares one among the tests that leave it working
+//     (Deployment and Service, Services, RollingUpdate, Prometheus,
+//     BadInput); TestRealNodeLoss and TestRealControlPlane (apiserver
+//     SIGKILL mid-rollout, leader failover) break their own.
+//
+// The tests drive the cluster through the public API and bin/kctl only,
+// and reach pods, ClusterIPs and node ports from inside the hosts (or from
+// inside a pod, through echo's /fetch): all traffic stays on loopback and
+// in the test's namespaces.
 package e2e
 
 import (

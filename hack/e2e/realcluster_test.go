@@ -120,6 +120,9 @@ func newRealCluster(t *testing.T, opts realOptions) *realCluster {
 	// Runs after the processes are stopped (cleanups run last-in first-out)
 	// and before containerd's cleanup and the namespaces' removal.
 	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("--- containerd log (last 40 lines) ---\n%s", tail([]byte(c.ctd.Log()), 40))
+		}
 		c.ctd.KillContainers()
 		for _, n := range c.nodes {
 			testhost.UnmountUnder(n.rootDir)

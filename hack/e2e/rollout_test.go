@@ -40,10 +40,10 @@ spec:
       - name: echo
         image: kubeish.local/echo:%s
         imagePullPolicy: Never
-        # Serve 1 s past SIGTERM: the pod leaves the Endpoints at once, but
+        # Serve 2 s past SIGTERM: the pod leaves the Endpoints at once, but
         # every node's proxy drops it 50-150 ms later (kube-proxy has the
         # same window; kubeish refuses preStop hooks, so the app drains).
-        args: ["--shutdown-delay=1s"]
+        args: ["--shutdown-delay=2s"]
         ports:
         - {name: http, containerPort: 8080}
         env:
