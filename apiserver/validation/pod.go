@@ -283,6 +283,7 @@ func validateContainer(c *corev1.Container, spec *corev1.PodSpec, vols map[strin
 		}
 		errs = append(errs, validateProbe(pr.probe, pr.name != "readinessProbe", p.Child(pr.name))...)
 	}
+	errs = append(errs, validateLifecycle(c.Lifecycle, spec.TerminationGracePeriodSeconds, init && !sidecar, p.Child("lifecycle"))...)
 	return errs
 }
 
@@ -566,17 +567,7 @@ func validateProbe(pr *corev1.Probe, notReadiness bool, p *field.Path) field.Err
 	}
 	if h := pr.HTTPGet; h != nil {
 		handlers = append(handlers, "httpGet")
-		hp := p.Child("httpGet")
-		if h.Path == "" {
-			errs = append(errs, field.Required(hp.Child("path"), ""))
-		}
-		errs = append(errs, validatePortNumOrName(h.Port, hp.Child("port"))...)
-		if !slices.Contains(uriSchemes, h.Scheme) {
-			errs = append(errs, field.NotSupported(hp.Child("scheme"), h.Scheme, uriSchemes))
-		}
-		for i, hdr := range h.HTTPHeaders {
-			errs = append(errs, invalids(hp.Child("httpHeaders").Index(i).Child("name"), hdr.Name, validation.IsHTTPHeaderName(hdr.Name))...)
-		}
+		errs = append(errs, validateHTTPGetAction(h, p.Child("httpGet"))...)
 	}
 	if t := pr.TCPSocket; t != nil {
 		handlers = append(handlers, "tcpSocket")

@@ -30,6 +30,13 @@ type podField struct {
 	find func(spec *corev1.PodSpec, at *field.Path, hit func(p *field.Path, value any))
 }
 
+// refusalHints follow the refusal message of some podFieldPolicy entries
+// (by name): what to use instead, where the plain "not supported" would
+// leave a user guessing.
+var refusalHints = map[string]string{
+	"containers[*].lifecycle.*.tcpSocket": "tcpSocket lifecycle handlers are deprecated in Kubernetes and never run; use exec, httpGet or sleep",
+}
+
 // omit renders a field.Invalid without a value, for structs and lists.
 var omit = field.OmitValueType{}
 
@@ -69,15 +76,22 @@ var podFieldPolicy = []podField{
 			hit(at.Child("securityContext", "capabilities", "add"), sc.Capabilities.Add)
 		}
 	})},
-	// Lifecycle hooks: the node agent runs none.
-	{"containers[*].lifecycle.postStart", refused, eachContainer(func(c *corev1.Container, at *field.Path, hit func(*field.Path, any)) {
-		if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
-			hit(at.Child("lifecycle", "postStart"), omit)
+	// Lifecycle hooks run on the node agent with exec, httpGet and sleep
+	// handlers (validateLifecycle checks them). A tcpSocket handler never
+	// did anything in Kubernetes either (it is deprecated and kept only
+	// for compatibility, the kubelet fails the hook at runtime), so it is
+	// refused here rather than accepted and then failing on the node.
+	{"containers[*].lifecycle.*.tcpSocket", refused, eachContainer(func(c *corev1.Container, at *field.Path, hit func(*field.Path, any)) {
+		if c.Lifecycle == nil {
+			return
 		}
-	})},
-	{"containers[*].lifecycle.preStop", refused, eachContainer(func(c *corev1.Container, at *field.Path, hit func(*field.Path, any)) {
-		if c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
-			hit(at.Child("lifecycle", "preStop"), omit)
+		for _, h := range []struct {
+			name    string
+			handler *corev1.LifecycleHandler
+		}{{"postStart", c.Lifecycle.PostStart}, {"preStop", c.Lifecycle.PreStop}} {
+			if h.handler != nil && h.handler.TCPSocket != nil {
+				hit(at.Child("lifecycle", h.name, "tcpSocket"), omit)
+			}
 		}
 	})},
 	{"containers[*].lifecycle.stopSignal", refused, eachContainer(func(c *corev1.Container, at *field.Path, hit func(*field.Path, any)) {
@@ -199,7 +213,11 @@ func checkPodFieldPolicy(spec *corev1.PodSpec, at *field.Path) (field.ErrorList,
 	for _, f := range podFieldPolicy {
 		f.find(spec, at, func(p *field.Path, value any) {
 			if f.policy == refused {
-				errs = append(errs, field.Invalid(p, value, notSupportedMsg))
+				msg := notSupportedMsg
+				if h := refusalHints[f.name]; h != "" {
+					msg += ": " + h
+				}
+				errs = append(errs, field.Invalid(p, value, msg))
 			} else {
 				warns = append(warns, fmt.Sprintf("%s: %s", p, ignoredMsg))
 			}

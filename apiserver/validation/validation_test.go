@@ -89,6 +89,7 @@ func TestPod(t *testing.T) {
 	}
 	probe := func(h corev1.ProbeHandler) *corev1.Probe { return &corev1.Probe{ProbeHandler: h} }
 	tcp := corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(80)}}
+	hook := func(h corev1.LifecycleHandler) *corev1.LifecycleHandler { return &h }
 	runCases(t, []errCase{
 		{"minimal", newPod(), nil, nil},
 		{"full", fullPod(), nil, nil},
@@ -279,6 +280,56 @@ func TestPod(t *testing.T) {
 			p.Spec.InitContainers = []corev1.Container{{Name: "i", Image: "x", LivenessProbe: probe(tcp)}}
 		}), []fe{forb("spec.initContainers[0].livenessProbe")}, nil},
 
+		// lifecycle hooks
+		{"preStop sleep, httpGet postStart", withContainer(func(c *corev1.Container) {
+			c.Lifecycle = &corev1.Lifecycle{PreStop: hook(corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 5}}),
+				PostStart: hook(corev1.LifecycleHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/started", Port: intstr.FromString("http"),
+					HTTPHeaders: []corev1.HTTPHeader{{Name: "X-Hook", Value: "1"}}}})}
+		}), nil, nil},
+		{"exec preStop and postStart", withContainer(func(c *corev1.Container) {
+			c.Lifecycle = &corev1.Lifecycle{PreStop: hook(corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"/drain"}}}),
+				PostStart: hook(corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"/warm"}}})}
+		}), nil, nil},
+		{"sleep 0", withContainer(func(c *corev1.Container) {
+			c.Lifecycle = &corev1.Lifecycle{PreStop: hook(corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 0}})}
+		}), nil, nil},
+		{"sleep the whole grace period", newPod(func(p *corev1.Pod) {
+			p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](10)
+			p.Spec.Containers[0].Lifecycle = &corev1.Lifecycle{PreStop: hook(corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 10}})}
+		}), nil, nil},
+		{"sleep past the grace period", newPod(func(p *corev1.Pod) {
+			p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](10)
+			p.Spec.Containers[0].Lifecycle = &corev1.Lifecycle{PreStop: hook(corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 11}})}
+		}), []fe{inv(c0 + ".lifecycle.preStop.sleep")}, nil},
+		{"sleep past the default grace period", withContainer(func(c *corev1.Container) {
+			c.Lifecycle = &corev1.Lifecycle{PostStart: hook(corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 31}})}
+		}), []fe{inv(c0 + ".lifecycle.postStart.sleep")}, nil},
+		{"negative sleep", withContainer(func(c *corev1.Container) {
+			c.Lifecycle = &corev1.Lifecycle{PreStop: hook(corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: -1}})}
+		}), []fe{inv(c0 + ".lifecycle.preStop.sleep")}, nil},
+		{"hook without handler", withContainer(func(c *corev1.Container) { c.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{}} }),
+			[]fe{req(c0 + ".lifecycle.preStop")}, nil},
+		{"hook with two handlers", withContainer(func(c *corev1.Container) {
+			c.Lifecycle = &corev1.Lifecycle{PreStop: hook(corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"x"}}, Sleep: &corev1.SleepAction{Seconds: 1}})}
+		}), []fe{forb(c0 + ".lifecycle.preStop.sleep")}, nil},
+		{"hook exec without command", withContainer(func(c *corev1.Container) {
+			c.Lifecycle = &corev1.Lifecycle{PostStart: hook(corev1.LifecycleHandler{Exec: &corev1.ExecAction{}})}
+		}), []fe{req(c0 + ".lifecycle.postStart.exec.command")}, nil},
+		{"hook httpGet bad port and scheme", withContainer(func(c *corev1.Container) {
+			c.Lifecycle = &corev1.Lifecycle{PreStop: hook(corev1.LifecycleHandler{HTTPGet: &corev1.HTTPGetAction{Port: intstr.FromInt32(0), Scheme: "FTP"}})}
+		}), []fe{inv(c0 + ".lifecycle.preStop.httpGet.port"), ns(c0 + ".lifecycle.preStop.httpGet.scheme")}, nil},
+		{"hook tcpSocket refused", withContainer(func(c *corev1.Container) {
+			c.Lifecycle = &corev1.Lifecycle{PreStop: hook(corev1.LifecycleHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(80)}})}
+		}), []fe{inv(c0 + ".lifecycle.preStop.tcpSocket")}, nil},
+		{"init container hooks", newPod(func(p *corev1.Pod) {
+			p.Spec.InitContainers = []corev1.Container{{Name: "i", Image: "x",
+				Lifecycle: &corev1.Lifecycle{PreStop: hook(corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 1}})}}}
+		}), []fe{forb("spec.initContainers[0].lifecycle")}, nil},
+		{"sidecar hooks", newPod(func(p *corev1.Pod) {
+			p.Spec.InitContainers = []corev1.Container{{Name: "i", Image: "x", RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
+				Lifecycle: &corev1.Lifecycle{PreStop: hook(corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 1}})}}}
+		}), nil, nil},
+
 		// pod-level fields
 		{"bad restartPolicy", newPod(func(p *corev1.Pod) { p.Spec.RestartPolicy = "Sometimes" }), []fe{ns("spec.restartPolicy")}, nil},
 		{"restartPolicy Never", newPod(func(p *corev1.Pod) { p.Spec.RestartPolicy = corev1.RestartPolicyNever }), nil, nil},
@@ -328,12 +379,12 @@ func TestPodFieldPolicy(t *testing.T) {
 		{"containers[*].securityContext.capabilities.add", func(s *corev1.PodSpec) {
 			s.Containers[0].SecurityContext = &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}}}
 		}, "containers[0].securityContext.capabilities.add"},
-		{"containers[*].lifecycle.postStart", func(s *corev1.PodSpec) {
-			s.Containers[0].Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"x"}}}}
-		}, "containers[0].lifecycle.postStart"},
-		{"containers[*].lifecycle.preStop", func(s *corev1.PodSpec) {
-			s.Containers[0].Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 1}}}
-		}, "containers[0].lifecycle.preStop"},
+		{"containers[*].lifecycle.*.tcpSocket", func(s *corev1.PodSpec) {
+			s.Containers[0].Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(80)}}}
+		}, "containers[0].lifecycle.postStart.tcpSocket"},
+		{"containers[*].lifecycle.*.tcpSocket", func(s *corev1.PodSpec) {
+			s.Containers[0].Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString("http")}}}
+		}, "containers[0].lifecycle.preStop.tcpSocket"},
 		{"containers[*].lifecycle.stopSignal", func(s *corev1.PodSpec) {
 			s.Containers[0].Lifecycle = &corev1.Lifecycle{StopSignal: ptr.To(corev1.SIGTERM)}
 		}, "containers[0].lifecycle.stopSignal"},
@@ -404,8 +455,12 @@ func TestPodFieldPolicy(t *testing.T) {
 				if entry.policy == refused {
 					checkErrs(t, errs, inv(prefix+c.path))
 					checkWarns(t, warns)
-					if len(errs) == 1 && !strings.HasSuffix(errs[0].Error(), ": not supported by kubeish") {
-						t.Errorf("message %q", errs[0].Error())
+					want := ": not supported by kubeish"
+					if h := refusalHints[c.entry]; h != "" {
+						want += ": " + h
+					}
+					if len(errs) == 1 && !strings.HasSuffix(errs[0].Error(), want) {
+						t.Errorf("message %q, want it to end in %q", errs[0].Error(), want)
 					}
 				} else {
 					checkErrs(t, errs)
