@@ -104,27 +104,10 @@ func Run(ctx context.Context, p *v1.Probe, c *v1.Container, podIP, containerID s
 	defer cancel()
 	switch {
 	case p.HTTPGet != nil:
-		port, err := resolvePort(p.HTTPGet.Port, c)
+		req, err := newHTTPGetRequest(ctx, p.HTTPGet, c, podIP, "kube-probe/kubeish")
 		if err != nil {
 			return false, err
 		}
-		host := p.HTTPGet.Host
-		if host == "" {
-			host = podIP
-		}
-		scheme := "http"
-		if p.HTTPGet.Scheme == v1.URISchemeHTTPS {
-			scheme = "https"
-		}
-		url := fmt.Sprintf("%s://%s%s", scheme, net.JoinHostPort(host, strconv.Itoa(port)), p.HTTPGet.Path)
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return false, err
-		}
-		for _, h := range p.HTTPGet.HTTPHeaders {
-			req.Header.Add(h.Name, h.Value)
-		}
-		req.Header.Set("User-Agent", "kube-probe/kubeish")
 		resp, err := probeClient.Do(req)
 		if err != nil {
 			return false, err
@@ -160,6 +143,39 @@ func Run(ctx context.Context, p *v1.Probe, c *v1.Container, podIP, containerID s
 		return true, nil
 	}
 	return false, errors.New("probe has no handler")
+}
+
+// newHTTPGetRequest is the request of an httpGet probe or hook: to the
+// pod's IP unless a host is named, on a port by number or by the
+// container's port name, with the handler's headers.
+func newHTTPGetRequest(ctx context.Context, h *v1.HTTPGetAction, c *v1.Container, podIP, userAgent string) (*http.Request, error) {
+	port, err := resolvePort(h.Port, c)
+	if err != nil {
+		return nil, err
+	}
+	host := h.Host
+	if host == "" {
+		host = podIP
+	}
+	if host == "" {
+		return nil, errors.New("the pod has no IP yet")
+	}
+	scheme := "http"
+	if h.Scheme == v1.URISchemeHTTPS {
+		scheme = "https"
+	}
+	url := fmt.Sprintf("%s://%s%s", scheme, net.JoinHostPort(host, strconv.Itoa(port)), h.Path)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	for _, hd := range h.HTTPHeaders {
+		req.Header.Add(hd.Name, hd.Value)
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", userAgent)
+	}
+	return req, nil
 }
 
 var probeClient = &http.Client{
