@@ -58,7 +58,7 @@ type testNode struct {
 // startProxier runs New and Run inside host's namespace (on one goroutine
 // locked to a thread there, as the package doc describes) and starts the
 // informers; stop ends Run and waits for it.
-func startProxier(t *testing.T, host *testhost.Host, client kubernetes.Interface, log *zap.Logger) *testNode {
+func startProxier(t testing.TB, host *testhost.Host, client kubernetes.Interface, log *zap.Logger) *testNode {
 	t.Helper()
 	factory := informers.NewSharedInformerFactory(client, 0)
 	reg := prometheus.NewRegistry()
@@ -99,7 +99,7 @@ func startProxier(t *testing.T, host *testhost.Host, client kubernetes.Interface
 }
 
 // run runs a command in the host, failing the test on error.
-func run(t *testing.T, h *testhost.Host, name string, args ...string) string {
+func run(t testing.TB, h *testhost.Host, name string, args ...string) string {
 	t.Helper()
 	out, err := h.Command(context.Background(), name, args...).CombinedOutput()
 	if err != nil {
@@ -110,7 +110,7 @@ func run(t *testing.T, h *testhost.Host, name string, args ...string) string {
 
 // serve starts an HTTP server (answering its name) on :8080 and a UDP echo
 // of its name on :5353 inside a pod host.
-func serve(t *testing.T, h *testhost.Host, name string) {
+func serve(t testing.TB, h *testhost.Host, name string) {
 	t.Helper()
 	var ln net.Listener
 	var pc net.PacketConn
@@ -174,11 +174,23 @@ func readySlice(ns, svcName, name string, portName string, proto v1.Protocol, po
 	return s
 }
 
-func TestProxyIntegration(t *testing.T) {
+// testCluster is the topology above, built by startTestCluster: an
+// apiserver, the node running the proxier, the pods (pod-i at testPodIPs[i],
+// serving HTTP on :8080 and UDP on :5353) and the client.
+type testCluster struct {
+	cs     kubernetes.Interface
+	node   *testNode
+	pods   []*testhost.Host
+	client *testhost.Host
+}
+
+// startTestCluster builds the topology (everything goes at the test's end:
+// namespaces, their rules and conntrack tables, servers, proxier, apiserver)
+// and starts the proxier on the node, logging to log.
+func startTestCluster(t testing.TB, log *zap.Logger) *testCluster {
+	t.Helper()
 	testhost.Require(t, "ip", "nsenter", "iptables", "iptables-restore", "iptables-save")
-	ctx := context.Background()
 	env := testenv.Start(t)
-	cs := env.Client
 
 	nw := testhost.NewNetwork(t)
 	node := nw.AddHost(testNodeIP + "/24")
@@ -203,9 +215,14 @@ func TestProxyIntegration(t *testing.T) {
 	for _, k := range []string{"all", "default", "eth0"} {
 		run(t, node, "sysctl", "-q", "-w", "net.ipv4.conf."+k+".send_redirects=0")
 	}
+	return &testCluster{cs: env.Client, node: startProxier(t, node, env.Client, log), pods: pods, client: client}
+}
 
+func TestProxyIntegration(t *testing.T) {
+	ctx := context.Background()
 	log := zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
-	n := startProxier(t, node, cs, log)
+	tc := startTestCluster(t, log)
+	cs, n, node, client := tc.cs, tc.node, tc.node.Host, tc.client
 
 	// A NodePort service over the three pods.
 	web, err := cs.CoreV1().Services("default").Create(ctx, &v1.Service{
