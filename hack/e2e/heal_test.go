@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/kubeish/kubeish/pkg/poll"
@@ -49,6 +50,26 @@ func service(name string) *corev1.Service {
 			Selector: map[string]string{"app": name},
 			Ports:    []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromString("http")}},
 		},
+	}
+}
+
+// scaleDeployment sets a Deployment's replicas through the scale
+// subresource, again on a conflict (the controller writes the Deployment's
+// status meanwhile, which changes the resourceVersion the scale carries).
+func scaleDeployment(t *testing.T, cs kubernetes.Interface, name string, replicas int32) {
+	t.Helper()
+	ctx := ctxFor(t)
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		scale, err := cs.AppsV1().Deployments("default").GetScale(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		scale.Spec.Replicas = replicas
+		_, err = cs.AppsV1().Deployments("default").UpdateScale(ctx, name, scale, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -129,14 +150,7 @@ func TestDeploymentConverges(t *testing.T) {
 		return true, nil
 	})
 
-	scale, err := c.client.AppsV1().Deployments("default").GetScale(ctx, "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	scale.Spec.Replicas = 2
-	if _, err := c.client.AppsV1().Deployments("default").UpdateScale(ctx, "web", scale, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	scaleDeployment(t, c.client, "web", 2)
 	waitRunning(t, c.client, "web", 2, 60*time.Second)
 	poll.Until(t, 30*time.Second, "deployment status at 2", func() (bool, error) {
 		d, err := c.client.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
@@ -250,14 +264,7 @@ func TestControlPlaneRestarts(t *testing.T) {
 	waitRunning(t, c.client, "web", 4, 10*time.Second)
 
 	c.restart("apiserver", syscall.SIGTERM)
-	scale, err := c.client.AppsV1().Deployments("default").GetScale(ctx, "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	scale.Spec.Replicas = 6
-	if _, err := c.client.AppsV1().Deployments("default").UpdateScale(ctx, "web", scale, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	scaleDeployment(t, c.client, "web", 6)
 	waitRunning(t, c.client, "web", 6, 60*time.Second)
 	waitRunning(t, c.client, "api", 3, 10*time.Second)
 }
