@@ -18,7 +18,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 
 	kdns "github.com/kubeish/kubeish/kubeletish/dns"
@@ -50,6 +53,10 @@ type Config struct {
 	// ClusterDomain is the cluster DNS domain of the search path (empty:
 	// cluster.local).
 	ClusterDomain string
+	// Recorder records the pods' events (failed lifecycle hooks); nil:
+	// the manager records to the API through Client, as the kubelet
+	// (source component "kubelet", host NodeName), while Run runs.
+	Recorder record.EventRecorder
 }
 
 // Manager keeps the node's pods running as the API wants them.
@@ -61,6 +68,10 @@ type Manager struct {
 	probes  *probe.Manager
 	objects Objects
 	indexer cache.Indexer
+	// recorder records events; broadcaster, when the manager made it,
+	// sends them to the API while Run runs.
+	recorder    record.EventRecorder
+	broadcaster record.EventBroadcaster
 
 	mu      sync.Mutex
 	workers map[types.UID]*worker
@@ -69,6 +80,12 @@ type Manager struct {
 	lastVol map[types.UID]time.Time
 	seen    map[types.UID]string // relist fingerprint per pod
 	synced  bool
+	// preStopped are the containers whose preStop hook ran, per pod: a
+	// stop that is retried does not run it again.
+	preStopped map[types.UID]map[string]bool
+	// postStarts cancel the pods' running postStart hooks, for a deletion
+	// that comes while one runs.
+	postStarts map[types.UID]context.CancelFunc
 }
 
 type worker struct {
@@ -96,7 +113,17 @@ func New(cfg Config) *Manager {
 	}
 	m := &Manager{cfg: cfg, log: cfg.Log, backoff: NewBackoff(cfg.Clock), pulls: NewImagePuller(cfg.Runtime, cfg.Clock), objects: Objects{Client: cfg.Client},
 		workers: map[types.UID]*worker{}, waiting: map[types.UID]map[string]v1.ContainerStateWaiting{},
-		lastVol: map[types.UID]time.Time{}, seen: map[types.UID]string{}}
+		lastVol: map[types.UID]time.Time{}, seen: map[types.UID]string{},
+		preStopped: map[types.UID]map[string]bool{}, postStarts: map[types.UID]context.CancelFunc{}}
+	m.recorder = cfg.Recorder
+	switch {
+	case m.recorder != nil:
+	case cfg.Client != nil:
+		m.broadcaster = record.NewBroadcaster()
+		m.recorder = m.broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: cfg.NodeName})
+	default:
+		m.recorder = &record.FakeRecorder{} // no API, no events
+	}
 	m.probes = probe.NewManager(cfg.Runtime.Exec, m.enqueue, cfg.Log.Named("probe"))
 	return m
 }
@@ -121,6 +148,10 @@ func (m *Manager) GetPod(ns, name string) *v1.Pod {
 
 // Run watches the node's pods and syncs them until ctx ends.
 func (m *Manager) Run(ctx context.Context) error {
+	if m.broadcaster != nil {
+		m.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: m.cfg.Client.CoreV1().Events("")})
+		defer m.broadcaster.Shutdown()
+	}
 	factory := informers.NewSharedInformerFactoryWithOptions(m.cfg.Client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", m.cfg.NodeName).String()
@@ -132,18 +163,23 @@ func (m *Manager) Run(ctx context.Context) error {
 		return err
 	}
 	m.indexer = inf.GetIndexer()
-	enqueueObj := func(o any) {
+	enqueueObj := func(o any, deleted bool) {
 		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
 			o = t.Obj
 		}
 		if p, ok := o.(*v1.Pod); ok {
+			if deleted || p.DeletionTimestamp != nil {
+				// The worker may be waiting on a postStart hook; the
+				// termination must not wait for it.
+				m.interruptPostStart(p.UID)
+			}
 			m.enqueue(p.UID)
 		}
 	}
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    enqueueObj,
-		UpdateFunc: func(_, n any) { enqueueObj(n) },
-		DeleteFunc: enqueueObj,
+		AddFunc:    func(o any) { enqueueObj(o, false) },
+		UpdateFunc: func(_, n any) { enqueueObj(n, false) },
+		DeleteFunc: func(o any) { enqueueObj(o, true) },
 	})
 	factory.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
@@ -265,6 +301,7 @@ func (m *Manager) work(uid types.UID, w *worker) {
 				delete(m.workers, uid)
 				delete(m.waiting, uid)
 				delete(m.lastVol, uid)
+				delete(m.preStopped, uid)
 				m.mu.Unlock()
 				return
 			}
@@ -321,7 +358,7 @@ func (m *Manager) sync(ctx context.Context, uid types.UID) (requeue time.Duratio
 			return 0, true, nil
 		}
 		log.Info("removing containers of a pod that no longer exists")
-		return 0, true, m.teardown(ctx, uid, cs, 2*time.Second)
+		return 0, true, m.teardown(ctx, uid, nil, sb, cs, 2*time.Second)
 	}
 	pod = pod.DeepCopy()
 	if pod.DeletionTimestamp != nil {
@@ -332,7 +369,7 @@ func (m *Manager) sync(ctx context.Context, uid types.UID) (requeue time.Duratio
 			grace = time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
 		}
 		log.Info("stopping pod", zap.Duration("grace", grace))
-		if err := m.teardown(ctx, uid, cs, grace); err != nil {
+		if err := m.teardown(ctx, uid, pod, sb, cs, grace); err != nil {
 			return 0, false, err
 		}
 		zero := int64(0)
@@ -353,11 +390,8 @@ func (m *Manager) sync(ctx context.Context, uid types.UID) (requeue time.Duratio
 			return 0, false, err
 		}
 	}
-	for _, k := range plan.Kill {
-		log.Info("stopping container", zap.String("container", k.Name), zap.String("reason", k.Reason))
-		if err := m.cfg.Runtime.StopContainer(ctx, k.ID, gracePeriod(pod)); err != nil {
-			return 0, false, err
-		}
+	if err := m.killContainers(ctx, pod, sb, plan.Kill, cs, func(k KillAction) time.Duration { return killGrace(pod, k) }); err != nil {
+		return 0, false, err
 	}
 	if len(plan.Kill) > 0 && requeue == 0 {
 		requeue = 10 * time.Millisecond
@@ -435,6 +469,20 @@ func anyRunning(cs []runtime.Container) bool {
 	return false
 }
 
+// killGrace is the grace period of a kill: a failed liveness or startup
+// probe's own terminationGracePeriodSeconds when it has one (as the
+// kubelet), otherwise the pod's.
+func killGrace(pod *v1.Pod, k KillAction) time.Duration {
+	if spec := containerSpec(pod, k.Name); spec != nil && k.Reason == "LivenessProbeFailed" {
+		for _, p := range []*v1.Probe{spec.LivenessProbe, spec.StartupProbe} {
+			if p != nil && p.TerminationGracePeriodSeconds != nil {
+				return time.Duration(*p.TerminationGracePeriodSeconds) * time.Second
+			}
+		}
+	}
+	return gracePeriod(pod)
+}
+
 func gracePeriod(pod *v1.Pod) time.Duration {
 	if pod.Spec.TerminationGracePeriodSeconds != nil {
 		return time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
@@ -502,12 +550,20 @@ func (m *Manager) start(ctx context.Context, pod *v1.Pod, sb *runtime.Sandbox, s
 		cfg.Mounts = append(cfg.Mounts, runtime.Mount{HostPath: p, ContainerPath: vm.MountPath, ReadOnly: vm.ReadOnly})
 	}
 	Resources(c, &cfg)
-	if _, err := m.cfg.Runtime.StartContainer(ctx, sb, cfg); err != nil {
+	id, err := m.cfg.Runtime.StartContainer(ctx, sb, cfg)
+	if err != nil {
 		return v1.ContainerStateWaiting{Reason: ReasonCreateError, Message: err.Error()}, err
 	}
+	// Counted before the postStart hook: a container whose hook keeps
+	// failing backs off as one that keeps crashing.
 	if s.Restart {
 		m.backoff.Next(BackoffKey(pod, c.Name))
 		m.cfg.Metrics.Restarts.Inc()
+	}
+	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
+		if w, err := m.runPostStart(ctx, pod, sb, c, id); err != nil {
+			return w, err
+		}
 	}
 	if s.Attempt == 0 && !s.Init && pod.Status.Phase == v1.PodPending {
 		m.cfg.Metrics.StartLatency.Observe(m.cfg.Clock.Since(pod.CreationTimestamp.Time).Seconds())
@@ -563,24 +619,19 @@ func (m *Manager) writeStatus(ctx context.Context, pod *v1.Pod, sb *runtime.Sand
 	return err
 }
 
-// teardown stops every container of a pod (in parallel, each with the
-// grace period), removes them, its sandbox, cgroup and folders.
-func (m *Manager) teardown(ctx context.Context, uid types.UID, cs []runtime.Container, grace time.Duration) error {
+// teardown stops every container of a pod (in parallel, each with its
+// preStop hook and the grace period; pod is nil when the API no longer
+// has it, and then no hooks run), removes them, its sandbox, cgroup and
+// folders. It blocks only this pod's worker.
+func (m *Manager) teardown(ctx context.Context, uid types.UID, pod *v1.Pod, sb *runtime.Sandbox, cs []runtime.Container, grace time.Duration) error {
 	m.probes.RemovePod(uid)
-	var wg sync.WaitGroup
-	errs := make([]error, len(cs))
-	for i, c := range cs {
-		if c.State != runtime.StateRunning {
-			continue
+	var kills []KillAction
+	for _, c := range cs {
+		if c.State == runtime.StateRunning {
+			kills = append(kills, KillAction{ID: c.ID, Name: c.Name, Reason: "Killing"})
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = m.cfg.Runtime.StopContainer(ctx, c.ID, grace)
-		}()
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := m.killContainers(ctx, pod, sb, kills, cs, func(KillAction) time.Duration { return grace }); err != nil {
 		return err
 	}
 	for _, c := range cs {
