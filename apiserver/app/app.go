@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/version"
 
+	"github.com/kubeish/kubeish/apiserver/metricsapi"
 	"github.com/kubeish/kubeish/apiserver/registry"
 	"github.com/kubeish/kubeish/apiserver/server"
 	"github.com/kubeish/kubeish/apiserver/storage"
@@ -51,7 +52,16 @@ type Options struct {
 	CompactInterval     time.Duration
 	BookmarkInterval    time.Duration
 	ShutdownTimeout     time.Duration
-	Log                 logging.Options
+	// MetricResolution is how often nodes' /stats/summary is scraped for
+	// the resource metrics API; 0 turns the API off.
+	MetricResolution time.Duration
+	// MetricNodeTimeout bounds one node's scrape.
+	MetricNodeTimeout time.Duration
+	Log               logging.Options
+
+	// SummaryGetter replaces the HTTP reads of nodes' /stats/summary
+	// (tests feed fake usage through it). Not a flag.
+	SummaryGetter metricsapi.SummaryGetter
 }
 
 // NewOptions returns the defaults.
@@ -66,6 +76,8 @@ func NewOptions() *Options {
 		CompactInterval:     5 * time.Minute,
 		BookmarkInterval:    time.Minute,
 		ShutdownTimeout:     10 * time.Second,
+		MetricResolution:    15 * time.Second,
+		MetricNodeTimeout:   10 * time.Second,
 	}
 }
 
@@ -83,6 +95,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.CompactInterval, "etcd-compaction-interval", o.CompactInterval, "how often etcd history is compacted (keeping one interval of history); 0 disables")
 	fs.DurationVar(&o.BookmarkInterval, "watch-bookmark-interval", o.BookmarkInterval, "how often watches that allow bookmarks receive one")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "how long in-flight requests may take to finish on shutdown")
+	fs.DurationVar(&o.MetricResolution, "metric-resolution", o.MetricResolution, "how often every Ready node's /stats/summary is scraped for the resource metrics API (metrics.k8s.io, kubectl top, the autoscaler); 0 turns the API off")
+	fs.DurationVar(&o.MetricNodeTimeout, "metric-node-timeout", o.MetricNodeTimeout, "how long one node's /stats/summary may take before the node is left out of a round (at most --metric-resolution)")
 	o.Log.AddFlags(fs)
 }
 
@@ -103,6 +117,9 @@ func (o *Options) Validate() error {
 	}
 	if _, err := registry.NewServiceAllocator(o.ServiceClusterRange, o.ServiceNodePorts); err != nil {
 		return err
+	}
+	if o.MetricResolution < 0 || o.MetricNodeTimeout < 0 {
+		return fmt.Errorf("--metric-resolution %s and --metric-node-timeout %s may not be negative", o.MetricResolution, o.MetricNodeTimeout)
 	}
 	for _, s := range o.EtcdServers {
 		if u, err := url.Parse(s); err != nil || u.Host == "" {
@@ -132,6 +149,9 @@ type APIServer struct {
 	EtcdEndpoints []string
 	// Server is the HTTP handler.
 	Server *server.Server
+	// Metrics scrapes the nodes for the resource metrics API; nil when
+	// --metric-resolution is 0.
+	Metrics *metricsapi.Scraper
 
 	log    *zap.Logger
 	http   *http.Server
@@ -192,12 +212,29 @@ func Start(ctx context.Context, o Options, log *zap.Logger, reg *prometheus.Regi
 		_, err := client.Get(ctx, "/registry/health", clientv3.WithCountOnly())
 		return err
 	}
+	var metricsSource server.MetricsSource
+	if o.MetricResolution > 0 {
+		getter := o.SummaryGetter
+		if getter == nil {
+			getter = metricsapi.HTTPGetter{Client: &http.Client{Timeout: o.MetricNodeTimeout, Transport: &http.Transport{
+				Proxy: nil, MaxIdleConnsPerHost: 2, IdleConnTimeout: 2 * o.MetricResolution}}}
+		}
+		a.Metrics, err = metricsapi.New(metricsapi.Config{
+			Objects: storeLister{store: store, res: registry.NewSet()}, Getter: getter,
+			Resolution: o.MetricResolution, NodeTimeout: o.MetricNodeTimeout, Log: log, Registerer: reg,
+		})
+		if err != nil {
+			return nil, err
+		}
+		metricsSource = a.Metrics
+	}
 	srv, err := server.New(server.Config{
 		Store: store, Resources: registry.NewSet(), Scheme: scheme, Allocator: alloc,
 		Logger: log, Registerer: reg, Gatherer: reg, Ready: ready,
 		Version:          version.Info{Major: "1", Minor: "37", GitVersion: Version, Platform: "linux"},
 		BookmarkInterval: o.BookmarkInterval,
 		NodeClient:       &http.Client{Timeout: 0, Transport: &http.Transport{ResponseHeaderTimeout: 30 * time.Second}},
+		Metrics:          metricsSource,
 	})
 	if err != nil {
 		return nil, err
@@ -248,6 +285,9 @@ func Start(ctx context.Context, o Options, log *zap.Logger, reg *prometheus.Regi
 	}
 	go func() { a.served <- a.http.Serve(ln) }()
 	go srv.CountObjects(runCtx, 30*time.Second)
+	if a.Metrics != nil {
+		go a.Metrics.Run(runCtx)
+	}
 	if o.CompactInterval > 0 {
 		go compactLoop(runCtx, client, o.CompactInterval, log)
 	}

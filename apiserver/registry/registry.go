@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	metricsv1beta1 "k8s.io/metrics/pkg/apis/metrics/v1beta1"
 )
 
 // NewScheme returns a scheme with every type the apiserver encodes or decodes.
@@ -36,6 +37,8 @@ func NewScheme() *runtime.Scheme {
 	utilruntime.Must(autoscalingv1.AddToScheme(s))
 	utilruntime.Must(autoscalingv2.AddToScheme(s))
 	utilruntime.Must(policyv1.AddToScheme(s))
+	// Served read-only from memory (the resource metrics API), never stored.
+	utilruntime.Must(metricsv1beta1.AddToScheme(s))
 	metav1.AddToGroupVersion(s, schema.GroupVersion{Version: "v1"})
 	utilruntime.Must(metav1.AddMetaToScheme(s))
 	return s

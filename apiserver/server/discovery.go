@@ -44,6 +44,10 @@ func (s *Server) groups() []metav1.APIGroup {
 		v := metav1.GroupVersionForDiscovery{GroupVersion: gv.String(), Version: gv.Version}
 		out = append(out, metav1.APIGroup{Name: gv.Group, Versions: []metav1.GroupVersionForDiscovery{v}, PreferredVersion: v})
 	}
+	if s.cfg.Metrics != nil {
+		v := metav1.GroupVersionForDiscovery{GroupVersion: metricsGV.String(), Version: metricsGV.Version}
+		out = append(out, metav1.APIGroup{Name: metricsGV.Group, Versions: []metav1.GroupVersionForDiscovery{v}, PreferredVersion: v})
+	}
 	// Kubernetes lists apps first; kubectl does not care, people reading do.
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name == "apps" && out[j].Name != "apps" })
 	return out
@@ -70,6 +74,9 @@ func (s *Server) discoveryGroup(group string) http.HandlerFunc {
 
 // apiResources lists gv's resources and subresources as discovery shows them.
 func (s *Server) apiResources(gv schema.GroupVersion) []metav1.APIResource {
+	if gv == metricsGV && s.cfg.Metrics != nil {
+		return metricsResources()
+	}
 	var out []metav1.APIResource
 	for _, res := range s.res.All() {
 		if res.GroupVersion() != gv {

@@ -41,6 +41,9 @@ type Config struct {
 	BookmarkInterval time.Duration
 	// NodeClient proxies pods/log to node agents.
 	NodeClient *http.Client
+	// Metrics, when set, serves the resource metrics API
+	// (metrics.k8s.io/v1beta1) and lists it in discovery.
+	Metrics MetricsSource
 }
 
 // Server serves the Kubernetes-compatible API.
@@ -107,6 +110,9 @@ func (s *Server) routes() {
 	for _, gv := range s.res.GroupVersions() {
 		r.HandleFunc("/apis/"+gv.Group, s.discoveryGroup(gv.Group))
 		r.HandleFunc("/apis/"+gv.String(), s.discoveryResources(gv))
+	}
+	if s.cfg.Metrics != nil {
+		s.metricsRoutes(r)
 	}
 	// Namespaced resources first: /namespaces/{ns}/pods must not be taken
 	// for the subresource "pods" of namespace {ns}.

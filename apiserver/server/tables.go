@@ -375,27 +375,54 @@ var printers = map[string]printer{
 		cells: func(obj runtime.Object, now time.Time) []any {
 			h := obj.(*autoscalingv2.HorizontalPodAutoscaler)
 			ref := h.Spec.ScaleTargetRef.Kind + "/" + h.Spec.ScaleTargetRef.Name
-			var targets []string
-			for i, m := range h.Spec.Metrics {
-				cur := "<unknown>"
-				if i < len(h.Status.CurrentMetrics) && h.Status.CurrentMetrics[i].Resource != nil {
-					if u := h.Status.CurrentMetrics[i].Resource.Current.AverageUtilization; u != nil {
-						cur = fmt.Sprintf("%d%%", *u)
-					}
-				}
-				if m.Resource != nil && m.Resource.Target.AverageUtilization != nil {
-					targets = append(targets, fmt.Sprintf("%s: %s/%d%%", m.Resource.Name, cur, *m.Resource.Target.AverageUtilization))
-				} else {
-					targets = append(targets, cur)
-				}
-			}
+			targets := hpaTargets(h.Spec.Metrics, h.Status.CurrentMetrics)
 			minPods := "<unset>"
 			if h.Spec.MinReplicas != nil {
 				minPods = strconv.Itoa(int(*h.Spec.MinReplicas))
 			}
-			return []any{h.Name, ref, none(strings.Join(targets, ", ")), minPods, int64(h.Spec.MaxReplicas), int64(h.Status.CurrentReplicas), age(h.CreationTimestamp, now)}
+			return []any{h.Name, ref, targets, minPods, int64(h.Spec.MaxReplicas), int64(h.Status.CurrentReplicas), age(h.CreationTimestamp, now)}
 		},
 	},
+}
+
+// hpaTargets is the TARGETS cell of an autoscaler as kubectl prints it:
+// "cpu: 45%/80%" for a utilization, "memory: 120Mi/200Mi" for an average
+// value, <unknown> before the first measurement, at most three metrics.
+func hpaTargets(specs []autoscalingv2.MetricSpec, statuses []autoscalingv2.MetricStatus) string {
+	if len(specs) == 0 {
+		return "<none>"
+	}
+	var list []string
+	for i, spec := range specs {
+		if spec.Type != autoscalingv2.ResourceMetricSourceType || spec.Resource == nil {
+			list = append(list, "<unknown>/<unknown>")
+			continue
+		}
+		var cur *autoscalingv2.MetricValueStatus
+		if i < len(statuses) && statuses[i].Type == autoscalingv2.ResourceMetricSourceType && statuses[i].Resource != nil {
+			cur = &statuses[i].Resource.Current
+		}
+		current := "<unknown>"
+		if t := spec.Resource.Target; t.AverageValue != nil {
+			if cur != nil && cur.AverageValue != nil {
+				current = cur.AverageValue.String()
+			}
+			list = append(list, fmt.Sprintf("%s: %s/%s", spec.Resource.Name, current, t.AverageValue.String()))
+			continue
+		}
+		if cur != nil && cur.AverageUtilization != nil {
+			current = fmt.Sprintf("%d%%", *cur.AverageUtilization)
+		}
+		target := "<auto>"
+		if u := spec.Resource.Target.AverageUtilization; u != nil {
+			target = fmt.Sprintf("%d%%", *u)
+		}
+		list = append(list, fmt.Sprintf("%s: %s/%s", spec.Resource.Name, current, target))
+	}
+	if len(list) > 3 {
+		return fmt.Sprintf("%s + %d more...", strings.Join(list[:3], ", "), len(list)-3)
+	}
+	return strings.Join(list, ", ")
 }
 
 var defaultPrinter = printer{
@@ -527,6 +554,9 @@ func PodStatusReason(p *corev1.Pod) string {
 // toTable builds the Table of objs, which are all of res's kind.
 func (s *Server) toTable(kind string, objs []runtime.Object, inc includeObject, now time.Time) (*metav1.Table, error) {
 	p, ok := printers[kind]
+	if !ok {
+		p, ok = metricsPrinters[kind]
+	}
 	if !ok {
 		p = defaultPrinter
 	}

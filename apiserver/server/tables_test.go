@@ -33,6 +33,12 @@ func TestTables(t *testing.T) {
 		`{"metadata":{"name":"web"},"spec":{"replicas":3,"selector":{"matchLabels":{"app":"web"}},"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"c","image":"example/web:1"}]}}}}`)
 	a.must(http.StatusCreated, "POST", "/api/v1/namespaces/default/services", jsonType,
 		`{"metadata":{"name":"web"},"spec":{"selector":{"app":"web"},"ports":[{"port":80}]}}`)
+	a.must(http.StatusCreated, "POST", "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers", jsonType,
+		`{"metadata":{"name":"web"},"spec":{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"web"},"maxReplicas":5}}`)
+	a.must(http.StatusCreated, "POST", "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers", jsonType,
+		`{"metadata":{"name":"mem"},"spec":{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web"},"minReplicas":2,"maxReplicas":4,`+
+			`"metrics":[{"type":"Resource","resource":{"name":"memory","target":{"type":"AverageValue","averageValue":"200Mi"}}},`+
+			`{"type":"Resource","resource":{"name":"cpu","target":{"type":"Utilization","averageUtilization":50}}}]}}`)
 
 	tests := []struct {
 		name, path, include string
@@ -53,6 +59,12 @@ func TestTables(t *testing.T) {
 		{name: "services", path: "/api/v1/namespaces/default/services",
 			columns: []string{"Name", "Type", "Cluster-IP", "External-IP", "Port(s)", "Age", "Selector"},
 			row:     "web", cells: []any{"web", "ClusterIP"}, object: "PartialObjectMetadata"},
+		{name: "autoscalers, defaulted target", path: "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers",
+			columns: []string{"Name", "Reference", "Targets", "MinPods", "MaxPods", "Replicas", "Age"},
+			row:     "web", cells: []any{"web", "Deployment/web", "cpu: <unknown>/80%", "1", float64(5), float64(0)}, object: "PartialObjectMetadata"},
+		{name: "autoscalers, average value", path: "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers",
+			columns: []string{"Name", "Reference", "Targets", "MinPods", "MaxPods", "Replicas", "Age"},
+			row:     "mem", cells: []any{"mem", "ReplicaSet/web", "memory: <unknown>/200Mi, cpu: <unknown>/50%", "2", float64(4), float64(0)}, object: "PartialObjectMetadata"},
 		{name: "namespaces", path: "/api/v1/namespaces",
 			columns: []string{"Name", "Status", "Age"},
 			row:     "kube-system", cells: []any{"kube-system", "Active"}, object: "PartialObjectMetadata"},

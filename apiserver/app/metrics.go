@@ -1,0 +1,40 @@
+package app
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubeish/kubeish/apiserver/registry"
+	"github.com/kubeish/kubeish/apiserver/storage"
+)
+
+// storeLister lists nodes and pods for the metrics scraper straight from
+// the store: the apiserver is the one etcd client.
+type storeLister struct {
+	store *storage.Store
+	res   *registry.Set
+}
+
+func listAll[T any](ctx context.Context, l storeLister, resource string) ([]T, error) {
+	r, _ := l.res.Get("", resource)
+	result, err := l.store.List(ctx, r.Resource, r.Prefix(""), r.New, storage.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, len(result.Items))
+	for i, o := range result.Items {
+		out[i] = o.(T)
+	}
+	return out, nil
+}
+
+// ListNodes implements metricsapi.ObjectLister.
+func (l storeLister) ListNodes(ctx context.Context) ([]*corev1.Node, error) {
+	return listAll[*corev1.Node](ctx, l, "nodes")
+}
+
+// ListPods implements metricsapi.ObjectLister.
+func (l storeLister) ListPods(ctx context.Context) ([]*corev1.Pod, error) {
+	return listAll[*corev1.Pod](ctx, l, "pods")
+}
