@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -169,7 +170,7 @@ spec:
 		switch {
 		case resp.StatusCode != tc.code || int(st.Code) != tc.code || st.Status != metav1.StatusFailure || st.Reason != tc.reason:
 			t.Errorf("%s: HTTP %d, Status %s/%s code %d; want %d %s\n%s", tc.name, resp.StatusCode, st.Status, st.Reason, st.Code, tc.code, tc.reason, body)
-		case tc.field != "" && !containsString(fields, tc.field):
+		case tc.field != "" && !slices.Contains(fields, tc.field):
 			t.Errorf("%s: causes name fields %v, want %s\n%s", tc.name, fields, tc.field, body)
 		case tc.message != "" && !strings.Contains(st.Message, tc.message):
 			t.Errorf("%s: message %q does not name %q", tc.name, st.Message, tc.message)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -82,19 +83,10 @@ func (g *procGroup) start(name string, host *testhost.Host, path string, args ..
 	p := &proc{name: name, host: host, path: path, args: args, cmd: cmd, log: f, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(p.done) }()
 	g.running[name] = p
-	if !containsString(g.logs, name) {
+	if !slices.Contains(g.logs, name) {
 		g.logs = append(g.logs, name)
 	}
 	return p, nil
-}
-
-func containsString(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // get returns the running process name, or nil.

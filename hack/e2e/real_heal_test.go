@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -65,7 +66,7 @@ func TestRealNodeLoss(t *testing.T) {
 	for _, tn := range node.Spec.Taints {
 		taints = append(taints, tn.Key)
 	}
-	if !containsString(taints, corev1.TaintNodeUnreachable) {
+	if !slices.Contains(taints, corev1.TaintNodeUnreachable) {
 		t.Errorf("dead node's taints %v, want %s", taints, corev1.TaintNodeUnreachable)
 	}
 	c.waitEndpoints("default", "web", podIPs(pods), 10*time.Second)
@@ -80,7 +81,7 @@ func TestRealNodeLoss(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if pod, _, err := greeting(body); err != nil || !containsString(names, pod) {
+			if pod, _, err := greeting(body); err != nil || !slices.Contains(names, pod) {
 				return fmt.Errorf("from %s: answered %q (%v), want one of %v", n.name, body, err, names)
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,7 +119,7 @@ func testDeploymentAndService(c *realCluster) {
 		if err != nil {
 			return err
 		}
-		if !containsString(names, pod) || version != "v1" {
+		if !slices.Contains(names, pod) || version != "v1" {
 			return fmt.Errorf("answered by %s (%s), not one of %v (v1)", pod, version, names)
 		}
 		return nil

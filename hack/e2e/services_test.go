@@ -5,6 +5,7 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -81,7 +82,7 @@ func testServices(c *realCluster) {
 	// all, every one of names answered.
 	answeredBy := func(by map[string]int, names []string, all bool) error {
 		for pod := range by {
-			if !containsString(names, pod) {
+			if !slices.Contains(names, pod) {
 				return fmt.Errorf("answered by %s, not one of %v (answers %v)", pod, names, by)
 			}
 		}
@@ -99,7 +100,7 @@ func testServices(c *realCluster) {
 				if err != nil {
 					return err
 				}
-				return answeredBy(map[string]int{firstWord(greeting(body)): 1}, podNames(pods), false)
+				return answeredBy(map[string]int{podOf(greeting(body)): 1}, podNames(pods), false)
 			})
 		}
 		for _, p := range pods {
@@ -110,7 +111,7 @@ func testServices(c *realCluster) {
 					if err != nil {
 						return err
 					}
-					return answeredBy(map[string]int{firstWord(greeting(body)): 1}, podNames(pods), false)
+					return answeredBy(map[string]int{podOf(greeting(body)): 1}, podNames(pods), false)
 				})
 			}
 		}
@@ -170,7 +171,7 @@ func testServices(c *realCluster) {
 					if err != nil {
 						return err
 					}
-					return answeredBy(map[string]int{firstWord(greeting(body)): 1}, podNames(pods), false)
+					return answeredBy(map[string]int{podOf(greeting(body)): 1}, podNames(pods), false)
 				})
 			}
 		}
@@ -290,8 +291,8 @@ func testServices(c *realCluster) {
 	})
 }
 
-// firstWord returns greeting's pod, or "" when the answer was no greeting.
-func firstWord(pod, _ string, err error) string {
+// podOf returns greeting's pod, or "" when the answer was no greeting.
+func podOf(pod, _ string, err error) string {
 	if err != nil {
 		return ""
 	}

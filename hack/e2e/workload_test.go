@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -121,7 +122,7 @@ func (c *realCluster) waitReadyPods(ns, app string, want int, tag string, within
 				bad = append(bad, fmt.Sprintf("%s on %q not ready: %s", p.Name, p.Spec.NodeName, podSummary(&p)))
 			case tag != "" && p.Spec.Containers[0].Image != echoRef+":"+tag:
 				bad = append(bad, fmt.Sprintf("%s runs %s", p.Name, p.Spec.Containers[0].Image))
-			case containsString(avoid, p.Spec.NodeName):
+			case slices.Contains(avoid, p.Spec.NodeName):
 				bad = append(bad, fmt.Sprintf("%s on %s", p.Name, p.Spec.NodeName))
 			}
 		}
