@@ -120,7 +120,7 @@ func testAPIServerKilledMidRollout(c *realCluster) {
 
 	// A watch opened before the kill must resume after it: an informer's
 	// cache of the pods ends equal to a fresh list.
-	lw := cache.NewFilteredListWatchFromClient(c.client.CoreV1().RESTClient(), "pods", "default",
+	lw := cache.NewFilteredListWatchFromClient(c.watcher.CoreV1().RESTClient(), "pods", "default",
 		func(o *metav1.ListOptions) { o.LabelSelector = "app=roll" })
 	store, ctrl := cache.NewInformerWithOptions(cache.InformerOptions{ListerWatcher: lw, ObjectType: &corev1.Pod{},
 		Handler: cache.ResourceEventHandlerFuncs{}})

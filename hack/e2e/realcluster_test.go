@@ -71,7 +71,8 @@ type realCluster struct {
 
 	apiURL     string // http://127.0.0.1:PORT, forwarded into the cp host
 	kubeconfig string // for kctl, naming apiURL
-	client     kubernetes.Interface
+	client     kubernetes.Interface // requests time out after 30 s
+	watcher    kubernetes.Interface // no timeout, for watches
 	config     *rest.Config
 }
 
@@ -139,6 +140,7 @@ func newRealCluster(t *testing.T, opts realOptions) *realCluster {
 	c.waitAPI()
 	c.config = &rest.Config{Host: c.apiURL, QPS: -1, Timeout: 30 * time.Second}
 	c.client = kubernetes.NewForConfigOrDie(c.config)
+	c.watcher = kubernetes.NewForConfigOrDie(&rest.Config{Host: c.apiURL, QPS: -1})
 	c.kubeconfig = filepath.Join(dir, "kubeconfig")
 	kc := fmt.Sprintf(`apiVersion: v1
 kind: Config

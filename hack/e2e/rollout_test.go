@@ -230,11 +230,11 @@ func (tl *timeline) lines() []string {
 // in ns until ctx ends.
 func (c *realCluster) watchTimeline(ctx context.Context, ns, selector, svc string) *timeline {
 	tl := &timeline{}
-	pw, err := c.client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: selector})
+	pw, err := c.watcher.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	ew, err := c.client.CoreV1().Endpoints(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + svc})
+	ew, err := c.watcher.CoreV1().Endpoints(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + svc})
 	if err != nil {
 		c.t.Fatal(err)
 	}
