@@ -69,8 +69,8 @@ type realCluster struct {
 	nodes  []*realNode
 	cgroup string // the cgroup parent above every node's
 
-	apiURL     string // http://127.0.0.1:PORT, forwarded into the cp host
-	kubeconfig string // for kctl, naming apiURL
+	apiURL     string               // http://127.0.0.1:PORT, forwarded into the cp host
+	kubeconfig string               // for kctl, naming apiURL
 	client     kubernetes.Interface // requests time out after 30 s
 	watcher    kubernetes.Interface // no timeout, for watches
 	config     *rest.Config
