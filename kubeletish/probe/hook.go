@@ -35,7 +35,7 @@ func RunHook(ctx context.Context, h *v1.LifecycleHandler, c *v1.Container, podIP
 	case h.Exec != nil:
 		timeout := noDeadlineExec
 		if d, ok := ctx.Deadline(); ok {
-			timeout = d.Sub(clk.Now())
+			timeout = time.Until(d) // context deadlines are on the real clock
 		}
 		if timeout <= 0 {
 			return ErrHookInterrupted
