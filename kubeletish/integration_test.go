@@ -283,6 +283,7 @@ func TestNodeRunsPods(t *testing.T) {
 	// Pods whose images come from the registry, or from nowhere: made now
 	// so their pulls and back-offs run alongside what follows.
 	pulls := startPullPods(t, cs, name, reg)
+	hooks := startHookPods(t, cs, name)
 	p := waitPod(t, cs, "echo", 60*time.Second, "Running and Ready", func(p *v1.Pod) bool {
 		return p.Status.Phase == v1.PodRunning && p.Status.PodIP != "" && isReady(p)
 	})
@@ -427,6 +428,8 @@ func TestNodeRunsPods(t *testing.T) {
 	if p, _ := cs.CoreV1().Pods("default").Get(ctx, "oom", metav1.GetOptions{}); p == nil || p.Status.PodIP == "" {
 		t.Errorf("finished pod lost its IP in the status")
 	}
+
+	hooks.check(t, c)
 
 	// Checked before the agent restarts, which forgets back-offs.
 	checkCrashBackoffGrows(t, cs, crashFirst)
@@ -790,5 +793,150 @@ func checkStats(t *testing.T, n *node, nodeName, pod, container string) {
 		if v <= 0 {
 			t.Errorf("/metrics/cadvisor: %s%s = %v, want > 0:\n%s", m, labels, v, tailStr(body, 3000))
 		}
+	}
+}
+
+// hookPods are echo pods with lifecycle hooks, made at the start so that
+// they run while the rest of the test does.
+type hookPods struct{ cs kubernetes.Interface }
+
+func startHookPods(t *testing.T, cs kubernetes.Interface, nodeName string) *hookPods {
+	t.Helper()
+	grace := int64(10)
+	hookPod := func(name string, lc *v1.Lifecycle) *v1.Pod {
+		return &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"test": "hooks"}},
+			Spec: v1.PodSpec{NodeName: nodeName, TerminationGracePeriodSeconds: &grace, Containers: []v1.Container{{
+				Name: "app", Image: echoRef, ImagePullPolicy: v1.PullNever, Lifecycle: lc,
+				Env: []v1.EnvVar{{Name: "POD_NAME", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"}}}},
+			}}}}
+	}
+	exec := func(cmd ...string) *v1.LifecycleHandler {
+		return &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: cmd}}
+	}
+	for _, p := range []*v1.Pod{
+		// Serves through a 3 s preStop sleep after its delete.
+		hookPod("prestop-sleep", &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Sleep: &v1.SleepAction{Seconds: 3}}}),
+		// The image has only /echo: a second echo in the container, on
+		// :9090 for 3 s, shows the exec hook ran there. Its postStart is
+		// a short-lived one that succeeds.
+		hookPod("prestop-exec", &v1.Lifecycle{
+			PostStart: exec("/echo", "--listen=:9091", "--exit-after=10ms", "--exit-code=0"),
+			PreStop:   exec("/echo", "--listen=:9090", "--exit-after=3s", "--exit-code=0")}),
+		// The hook's request makes the app print a line to its log.
+		hookPod("prestop-http", &v1.Lifecycle{PreStop: &v1.LifecycleHandler{HTTPGet: &v1.HTTPGetAction{Path: "/log?msg=prestop-http-ran", Port: intOrStr(8080)}}}),
+		// A postStart command the image does not have: the container is
+		// killed and restarted.
+		hookPod("poststart-fail", &v1.Lifecycle{PostStart: exec("/no-such-hook")}),
+	} {
+		if _, err := cs.CoreV1().Pods("default").Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &hookPods{cs: cs}
+}
+
+// check: a failed postStart restarts its container with an event; a
+// deleted pod with a preStop sleep serves HTTP through the sleep, gets
+// SIGTERM only after it, and is then gone; preStop exec and httpGet hooks
+// run in and against the container before its SIGTERM.
+func (h *hookPods) check(t *testing.T, c *cluster) {
+	t.Helper()
+	ctx := context.Background()
+	cs, n := h.cs, c.n
+	waitPod(t, cs, "poststart-fail", 60*time.Second, "restarted after its postStart failed", func(p *v1.Pod) bool {
+		s := p.Status.ContainerStatuses
+		return len(s) == 1 && s[0].RestartCount >= 1 && s[0].LastTerminationState.Terminated != nil
+	})
+	err := testhost.WaitFor(ctx, 10*time.Second, 200*time.Millisecond, func() (bool, error) {
+		evs, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=poststart-fail"})
+		if err != nil {
+			return false, err
+		}
+		for _, e := range evs.Items {
+			if e.Reason == "FailedPostStartHook" && strings.Contains(e.Message, "/no-such-hook") {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Errorf("no FailedPostStartHook event for poststart-fail: %v", err)
+	}
+
+	ips := map[string]string{}
+	for _, name := range []string{"prestop-sleep", "prestop-exec", "prestop-http"} {
+		p := waitPod(t, cs, name, 30*time.Second, "Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning && p.Status.PodIP != "" })
+		ips[name] = p.Status.PodIP
+	}
+	for _, name := range []string{"prestop-sleep", "prestop-exec", "prestop-http", "poststart-fail"} {
+		if err := cs.CoreV1().Pods("default").Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deleted := time.Now()
+
+	// The exec hook's echo answers on :9090 while it runs.
+	execSeen := make(chan error, 1)
+	go func() {
+		execSeen <- testhost.WaitFor(ctx, 3*time.Second, 100*time.Millisecond, func() (bool, error) {
+			got, err := n.get("http://" + net.JoinHostPort(ips["prestop-exec"], "9090") + "/")
+			return got == "hello from prestop-exec\n", err
+		})
+	}()
+	// The sleeping pod serves on through most of its 3 s sleep.
+	sleepURL := "http://" + net.JoinHostPort(ips["prestop-sleep"], "8080") + "/"
+	poll.Never(t, 2500*time.Millisecond-time.Since(deleted), "prestop-sleep serves during its preStop sleep", func() error {
+		if got, err := n.get(sleepURL); err != nil || got != "hello from prestop-sleep\n" {
+			return fmt.Errorf("%v after its delete: %q, %v; want it still serving", time.Since(deleted).Round(time.Millisecond), got, err)
+		}
+		return nil
+	})
+	if err := <-execSeen; err != nil {
+		t.Errorf("preStop exec: no echo on :9090 of prestop-exec: %v", err)
+	}
+	for _, name := range []string{"prestop-sleep", "prestop-exec", "prestop-http"} {
+		err := testhost.WaitFor(ctx, 20*time.Second, 200*time.Millisecond, func() (bool, error) {
+			_, err := cs.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+			return apierrors.IsNotFound(err), nil
+		})
+		if err != nil {
+			t.Errorf("%s not gone after its delete: %v", name, err)
+		}
+	}
+	if took := time.Since(deleted); took < 3*time.Second {
+		t.Errorf("prestop-sleep gone %v after its delete, within its preStop sleep", took)
+	}
+	if _, err := n.get(sleepURL); err == nil {
+		t.Errorf("prestop-sleep still serves after it is gone")
+	}
+
+	// The container logs (kept on the node) date the SIGTERM, and show
+	// the httpGet hook's line before it.
+	logLine := func(pod, substr string) (time.Time, int) {
+		files, _ := filepath.Glob(filepath.Join(c.rootDir, "logs", "default_"+pod+"_*", "app", "0.log"))
+		if len(files) != 1 {
+			t.Errorf("%s: log files %v", pod, files)
+			return time.Time{}, -1
+		}
+		b, _ := os.ReadFile(files[0])
+		for i, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, substr) {
+				ts, _ := time.Parse(time.RFC3339Nano, strings.Fields(l)[0])
+				return ts, i
+			}
+		}
+		t.Errorf("%s: no %q in its log:\n%s", pod, substr, b)
+		return time.Time{}, -1
+	}
+	if term, _ := logLine("prestop-sleep", "got terminated"); !term.IsZero() {
+		if term.Sub(deleted) < 2900*time.Millisecond {
+			t.Errorf("prestop-sleep got SIGTERM %v after its delete, before its 3 s preStop sleep ended", term.Sub(deleted))
+		}
+		t.Logf("prestop-sleep got SIGTERM %v after its delete", term.Sub(deleted).Round(time.Millisecond))
+	}
+	_, hook := logLine("prestop-http", "prestop-http-ran")
+	_, term := logLine("prestop-http", "got terminated")
+	if hook < 0 || term < 0 || hook > term {
+		t.Errorf("prestop-http: hook line %d, SIGTERM line %d; want the hook's first", hook, term)
 	}
 }

@@ -286,6 +286,7 @@ func TestLifecycleHooksWithFakeRuntime(t *testing.T) {
 		newPod("warm", 30, &v1.Lifecycle{PostStart: &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"/warm"}}}}),
 		newPod("badstart", 30, &v1.Lifecycle{PostStart: &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"/fail"}}}}),
 		newPod("drain", 6, &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Sleep: &v1.SleepAction{Seconds: 3}}}),
+		newPod("slowstart", 30, &v1.Lifecycle{PostStart: &v1.LifecycleHandler{Sleep: &v1.SleepAction{Seconds: 30}}}),
 	} {
 		if _, err := pods.Create(ctx, p, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
@@ -332,6 +333,23 @@ func TestLifecycleHooksWithFakeRuntime(t *testing.T) {
 			t.Errorf("want badstart's first attempt stopped (%d), then restarted (%d)", i, j)
 		}
 	}
+
+	// A pod deleted while its postStart hook runs does not wait for the
+	// hook: it goes at once, and never counted as running.
+	poll.Until(t, 15*time.Second, "slowstart's container started, its postStart sleeping", func() (bool, error) {
+		_, _, ok := fake.find("Start slowstart/c#0")
+		return ok, nil
+	})
+	if s := status("slowstart"); s != nil && s.State.Running != nil {
+		t.Errorf("slowstart running during its postStart hook: %+v", s.State)
+	}
+	if err := pods.Delete(ctx, "slowstart", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 5*time.Second, "slowstart deleted during its postStart sleep", func() (bool, error) {
+		_, err := pods.Get(ctx, "slowstart", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
 
 	// A graceful delete with a preStop sleep: the container keeps running
 	// for the sleep, while another pod starts meanwhile.
