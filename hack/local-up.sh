@@ -81,8 +81,9 @@ build() {
 }
 
 # build_images builds the example images the manifests use, as OCI
-# archives: kubeish/echo:v1 and :v2 (the same program; two tags to roll
-# between). No registry is needed: each node imports them.
+# archives: kubeish/echo:v1 and :v2 (the same program, greeting with its
+# version from $ECHO_VERSION: two tags to roll between). No registry is
+# needed: each node imports them.
 IMAGES_DIR=
 build_images() {
   IMAGES_DIR=$DATA_DIR/images
@@ -91,7 +92,8 @@ build_images() {
   CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$IMAGES_DIR/echo" ./hack/images/echo
   local tag
   for tag in v1 v2; do
-    "$BIN/kctl" image build "$IMAGES_DIR/echo" -t "kubeish/echo:$tag" -o "$IMAGES_DIR/echo-$tag.tar" >/dev/null
+    "$BIN/kctl" image build "$IMAGES_DIR/echo" -t "kubeish/echo:$tag" --env "ECHO_VERSION=$tag" \
+      -o "$IMAGES_DIR/echo-$tag.tar" >/dev/null
   done
 }
 

@@ -6,6 +6,7 @@
 //	                   when the image sets $ECHO_VERSION (the e2e suite's v1 and v2)
 //	/env?name=X        the value of $X
 //	/file?path=P       the content of file P
+//	/burn?ms=N         keeps a core busy N ms (default 100, at most 10 s), for autoscaling demos
 //	/log?msg=M         prints M on stdout (for log tests)
 //	/healthz           200, or 500 while the file named by --unhealthy-file
 //	                   exists or after /unready
@@ -29,6 +30,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -123,6 +125,7 @@ func main() {
 		failing.Store(false)
 		fmt.Fprint(w, "healthz now passes")
 	})
+	mux.HandleFunc("/burn", burn)
 	mux.HandleFunc("/log", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Println(r.URL.Query().Get("msg"))
 	})
@@ -175,4 +178,32 @@ func main() {
 		fmt.Fprintln(os.Stderr, "echo:", err)
 		os.Exit(1)
 	}
+}
+
+// maxBurn bounds one /burn request, so that a load test can never pin a
+// core for longer than it meant to.
+const maxBurn = 10 * time.Second
+
+// burn keeps one core busy for ?ms= milliseconds (default 100), then
+// answers: the CPU load the autoscaling example (manifests/hpa.yaml) and
+// its tests put on a Deployment.
+func burn(w http.ResponseWriter, r *http.Request) {
+	d := 100 * time.Millisecond
+	if v := r.URL.Query().Get("ms"); v != "" {
+		ms, err := strconv.Atoi(v)
+		if err != nil || ms < 0 {
+			http.Error(w, "burn: ?ms= must be a non-negative integer", http.StatusBadRequest)
+			return
+		}
+		d = time.Duration(ms) * time.Millisecond
+	}
+	d = min(d, maxBurn)
+	start := time.Now()
+	x := uint64(1)
+	for time.Since(start) < d {
+		for i := 0; i < 10000; i++ {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	fmt.Fprintf(w, "burned %v of cpu in %s (%d)\n", d, os.Getenv("POD_NAME"), x%10)
 }
