@@ -357,10 +357,11 @@ func TestLifecycleHooksWithFakeRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Taken before the request: the node may act on it before it returns.
+	deleted := time.Now()
 	if err := pods.Delete(ctx, "drain", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	deleted := time.Now()
 	drainRunning := func() error {
 		cs, _ := fake.ListContainers(ctx, string(drain.UID))
 		if len(cs) != 1 || cs[0].State != runtime.StateRunning {
