@@ -20,10 +20,12 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/record"
+	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 
 	"github.com/kubeish/kubeish/controller/deployment"
 	"github.com/kubeish/kubeish/controller/endpoints"
 	"github.com/kubeish/kubeish/controller/gc"
+	"github.com/kubeish/kubeish/controller/hpa"
 	"github.com/kubeish/kubeish/controller/loop"
 	"github.com/kubeish/kubeish/controller/namespace"
 	"github.com/kubeish/kubeish/controller/nodelifecycle"
@@ -169,6 +171,17 @@ func (c *Controller) runLoops(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	mc, err := metricsclient.NewForConfig(c.config)
+	if err != nil {
+		return err
+	}
+	hc, err := hpa.New(hpa.Config{Client: cs, Metrics: hpa.APIMetrics{Client: mc}, HPAs: factory.Autoscaling().V2().HorizontalPodAutoscalers(),
+		Pods: podsInf, Recorder: recorder, Log: c.log, LoopMetrics: c.loopM, SyncPeriod: o.HPASyncPeriod,
+		DownscaleStabilization: o.HPADownscaleStabilization, Tolerance: o.HPATolerance,
+		CPUInitializationPeriod: o.HPACPUInitializationPeriod, InitialReadinessDelay: o.HPAInitialReadinessDelay})
+	if err != nil {
+		return err
+	}
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
 
@@ -184,6 +197,7 @@ func (c *Controller) runLoops(ctx context.Context) error {
 		{namespace.Name, o.ConcurrentNamespaceSyncs, nc.Run},
 		{nodelifecycle.Name, o.ConcurrentNodeSyncs, nlc.Run},
 		{gc.Name, o.ConcurrentGCSyncs, gcc.Run},
+		{hpa.Name, o.ConcurrentHPASyncs, hc.Run},
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(runners))

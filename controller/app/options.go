@@ -39,6 +39,15 @@ type Options struct {
 	ConcurrentNamespaceSyncs  int
 	ConcurrentNodeSyncs       int
 	ConcurrentGCSyncs         int
+	ConcurrentHPASyncs        int
+
+	// HorizontalPodAutoscaler loop, with kube-controller-manager's flag
+	// names and defaults.
+	HPASyncPeriod              time.Duration
+	HPADownscaleStabilization  time.Duration
+	HPATolerance               float64
+	HPACPUInitializationPeriod time.Duration
+	HPAInitialReadinessDelay   time.Duration
 
 	// ResyncPeriod is the informers' full resync, which recovers anything
 	// missed.
@@ -48,23 +57,29 @@ type Options struct {
 // NewOptions returns the defaults.
 func NewOptions() *Options {
 	return &Options{
-		Client:                    client.NewOptions("kubeish-controller"),
-		LeaderElection:            leaderelection.NewOptions("kubeish-controller"),
-		Logging:                   logging.Options{Level: "info", Format: "console"},
-		BindAddress:               ":10257",
-		ClusterCIDR:               "10.244.0.0/16",
-		NodeCIDRMaskSize:          24,
-		AllocateCIDRs:             true,
-		NodeMonitorPeriod:         5 * time.Second,
-		NodeMonitorGracePeriod:    20 * time.Second,
-		PodEvictionTimeout:        30 * time.Second,
-		ConcurrentReplicaSetSyncs: 5,
-		ConcurrentDeploymentSyncs: 5,
-		ConcurrentEndpointSyncs:   5,
-		ConcurrentNamespaceSyncs:  2,
-		ConcurrentNodeSyncs:       2,
-		ConcurrentGCSyncs:         10,
-		ResyncPeriod:              10 * time.Minute,
+		Client:                     client.NewOptions("kubeish-controller"),
+		LeaderElection:             leaderelection.NewOptions("kubeish-controller"),
+		Logging:                    logging.Options{Level: "info", Format: "console"},
+		BindAddress:                ":10257",
+		ClusterCIDR:                "10.244.0.0/16",
+		NodeCIDRMaskSize:           24,
+		AllocateCIDRs:              true,
+		NodeMonitorPeriod:          5 * time.Second,
+		NodeMonitorGracePeriod:     20 * time.Second,
+		PodEvictionTimeout:         30 * time.Second,
+		ConcurrentReplicaSetSyncs:  5,
+		ConcurrentDeploymentSyncs:  5,
+		ConcurrentEndpointSyncs:    5,
+		ConcurrentNamespaceSyncs:   2,
+		ConcurrentNodeSyncs:        2,
+		ConcurrentGCSyncs:          10,
+		ConcurrentHPASyncs:         5,
+		HPASyncPeriod:              15 * time.Second,
+		HPADownscaleStabilization:  5 * time.Minute,
+		HPATolerance:               0.1,
+		HPACPUInitializationPeriod: 5 * time.Minute,
+		HPAInitialReadinessDelay:   30 * time.Second,
+		ResyncPeriod:               10 * time.Minute,
 	}
 }
 
@@ -86,6 +101,12 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.ConcurrentNamespaceSyncs, "concurrent-namespace-syncs", o.ConcurrentNamespaceSyncs, "namespaces emptied at once (workers)")
 	fs.IntVar(&o.ConcurrentNodeSyncs, "concurrent-node-syncs", o.ConcurrentNodeSyncs, "nodes checked at once (workers)")
 	fs.IntVar(&o.ConcurrentGCSyncs, "concurrent-gc-syncs", o.ConcurrentGCSyncs, "objects the garbage collector checks at once (workers)")
+	fs.IntVar(&o.ConcurrentHPASyncs, "concurrent-horizontal-pod-autoscaler-syncs", o.ConcurrentHPASyncs, "HorizontalPodAutoscalers evaluated at once (workers)")
+	fs.DurationVar(&o.HPASyncPeriod, "horizontal-pod-autoscaler-sync-period", o.HPASyncPeriod, "how often each HorizontalPodAutoscaler is evaluated")
+	fs.DurationVar(&o.HPADownscaleStabilization, "horizontal-pod-autoscaler-downscale-stabilization", o.HPADownscaleStabilization, "scale-down stabilization window of autoscalers whose behavior sets none: the highest recommendation within it is used")
+	fs.Float64Var(&o.HPATolerance, "horizontal-pod-autoscaler-tolerance", o.HPATolerance, "how far usage may stray from the target (0.1: 10%) before an autoscaler rescales")
+	fs.DurationVar(&o.HPACPUInitializationPeriod, "horizontal-pod-autoscaler-cpu-initialization-period", o.HPACPUInitializationPeriod, "after a pod starts, how long its CPU samples are ignored unless it is ready and was measured after becoming ready")
+	fs.DurationVar(&o.HPAInitialReadinessDelay, "horizontal-pod-autoscaler-initial-readiness-delay", o.HPAInitialReadinessDelay, "after a pod starts, how long readiness changes count as the pod still starting")
 	fs.DurationVar(&o.ResyncPeriod, "resync-period", o.ResyncPeriod, "full resync of the informer caches, which re-checks every object")
 }
 
@@ -105,7 +126,7 @@ func (o *Options) Validate() error {
 		v    time.Duration
 	}{
 		{"--node-monitor-period", o.NodeMonitorPeriod}, {"--node-monitor-grace-period", o.NodeMonitorGracePeriod},
-		{"--pod-eviction-timeout", o.PodEvictionTimeout},
+		{"--pod-eviction-timeout", o.PodEvictionTimeout}, {"--horizontal-pod-autoscaler-sync-period", o.HPASyncPeriod},
 	} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, not %s", d.flag, d.v))
@@ -118,9 +139,25 @@ func (o *Options) Validate() error {
 		{"--concurrent-replicaset-syncs", o.ConcurrentReplicaSetSyncs}, {"--concurrent-deployment-syncs", o.ConcurrentDeploymentSyncs},
 		{"--concurrent-endpoint-syncs", o.ConcurrentEndpointSyncs}, {"--concurrent-namespace-syncs", o.ConcurrentNamespaceSyncs},
 		{"--concurrent-node-syncs", o.ConcurrentNodeSyncs}, {"--concurrent-gc-syncs", o.ConcurrentGCSyncs},
+		{"--concurrent-horizontal-pod-autoscaler-syncs", o.ConcurrentHPASyncs},
 	} {
 		if n.v < 1 {
 			errs = append(errs, fmt.Errorf("%s must be at least 1, not %d", n.flag, n.v))
+		}
+	}
+	if o.HPATolerance < 0 {
+		errs = append(errs, fmt.Errorf("--horizontal-pod-autoscaler-tolerance must not be negative, not %g", o.HPATolerance))
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{
+		{"--horizontal-pod-autoscaler-downscale-stabilization", o.HPADownscaleStabilization},
+		{"--horizontal-pod-autoscaler-cpu-initialization-period", o.HPACPUInitializationPeriod},
+		{"--horizontal-pod-autoscaler-initial-readiness-delay", o.HPAInitialReadinessDelay},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative, not %s", d.flag, d.v))
 		}
 	}
 	return errors.Join(errs...)
