@@ -166,6 +166,8 @@ func NewRootCommand(ctx context.Context, s Streams) *cobra.Command {
 		newDeleteCommand(f, s),
 		newLogsCommand(f, s),
 		newScaleCommand(f, s),
+		newAutoscaleCommand(f, s),
+		newTopCommand(f, s),
 		newRolloutCommand(f, s),
 		newDiffCommand(f, s),
 		newAPIResourcesCommand(f, s),
