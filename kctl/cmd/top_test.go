@@ -204,6 +204,14 @@ func TestAutoscale(t *testing.T) {
 		t.Fatalf("row %q", r)
 	}
 
+	// The example manifest applies as it is, with no warning.
+	if r := k.run("apply", "-f", "../../manifests/hpa.yaml"); r.code != 0 || r.err != "" {
+		t.Fatalf("manifests/hpa.yaml: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	if r := row(t, k.ok("get", "hpa"), "burner"); strings.Join(r[:6], " ") != "burner Deployment/burner cpu: <unknown>/50% 1 5" {
+		t.Fatalf("burner row %q", r)
+	}
+
 	for _, tc := range []struct {
 		name    string
 		args    []string
