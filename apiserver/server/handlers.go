@@ -23,6 +23,7 @@ import (
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/kubeish/kubeish/apiserver/cacher"
 	"github.com/kubeish/kubeish/apiserver/registry"
 	"github.com/kubeish/kubeish/apiserver/storage"
 	"github.com/kubeish/kubeish/apiserver/validation"
@@ -487,7 +488,10 @@ func (s *Server) list(req *request, p *listParams) error {
 	case p.resourceVersion != "" && p.resourceVersion != "0":
 		minRev, _ = strconv.ParseInt(p.resourceVersion, 10, 64)
 	}
-	result, err := s.store.List(ctx, req.res.Resource, prefix, req.res.New, opts)
+	result, err := s.listFromCache(ctx, req, p, prefix, opts)
+	if result == nil && err == nil {
+		result, err = s.store.List(ctx, req.res.Resource, prefix, req.res.New, opts)
+	}
 	if err != nil {
 		if errors.Is(err, storage.ErrCompacted) && p.continueKey != "" {
 			return apierrors.NewResourceExpired("the provided continue parameter is too old to display a consistent list result; start a new list without it")
@@ -515,4 +519,43 @@ func (s *Server) list(req *request, p *listParams) error {
 		}
 	}
 	return s.writeObjects(req, list, result.Items, lm)
+}
+
+// listFromCache serves a list from the watch cache when its semantics allow
+// it, and returns nil, nil when the list must go to etcd: the cache is off
+// or loading, the list continues a page (its token names an etcd
+// revision), asks for an exact revision, or the cache did not catch up in
+// time. resourceVersion "0" takes the cache as it is; "" (a consistent
+// read) waits for it to reach etcd's current revision, N for N. A first page
+// from the cache continues from etcd at the cache's revision.
+func (s *Server) listFromCache(ctx context.Context, req *request, p *listParams, prefix string, opts storage.ListOptions) (*storage.ListResult, error) {
+	c := s.cfg.Cache.For(req.res)
+	if c == nil || p.continueKey != "" || p.rvMatch == metav1.ResourceVersionMatchExact {
+		return nil, nil
+	}
+	minRev, err := s.minRevision(ctx, p.resourceVersion)
+	if err != nil {
+		return nil, err
+	}
+	result, err := c.List(ctx, prefix, cacher.ListOptions{MinRevision: minRev, Limit: opts.Limit, Predicate: opts.Predicate})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, nil
+	}
+	return result, nil
+}
+
+// minRevision is the revision a read from the cache must reflect for the
+// resourceVersion a client sent: nothing for "0", etcd's current revision
+// (read with a quorum) for "", the number otherwise.
+func (s *Server) minRevision(ctx context.Context, rv string) (int64, error) {
+	switch rv {
+	case "0":
+		return 0, nil
+	case "":
+		return s.store.Revision(ctx)
+	}
+	return strconv.ParseInt(rv, 10, 64)
 }

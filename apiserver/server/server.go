@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/version"
 
+	"github.com/kubeish/kubeish/apiserver/cacher"
 	"github.com/kubeish/kubeish/apiserver/registry"
 	"github.com/kubeish/kubeish/apiserver/storage"
 )
@@ -44,6 +45,10 @@ type Config struct {
 	// Metrics, when set, serves the resource metrics API
 	// (metrics.k8s.io/v1beta1) and lists it in discovery.
 	Metrics MetricsSource
+	// Cache, when set, serves lists and watches of the resources it caches
+	// from memory (see apiserver/cacher); nil serves all of them from etcd.
+	// The caller runs it (Cacher.Run).
+	Cache *cacher.Cacher
 }
 
 // Server serves the Kubernetes-compatible API.

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/kubeish/kubeish/apiserver/cacher"
 	"github.com/kubeish/kubeish/apiserver/storage"
 )
 
@@ -106,33 +107,26 @@ func (s *Server) watch(req *request, p *listParams) error {
 	if p.sendInitialEvents != nil {
 		initial = *p.sendInitialEvents
 	}
-	var rev int64
-	var items []runtime.Object
-	if initial && (p.resourceVersion == "" || p.resourceVersion == "0") {
-		result, err := s.store.List(ctx, req.res.Resource, prefix, req.res.New, storage.ListOptions{Predicate: match})
-		if err != nil {
-			return err
-		}
-		rev, items = result.Revision, result.Items
-	} else {
-		rev, _ = strconv.ParseInt(p.resourceVersion, 10, 64)
-		if initial {
-			// Initial events at a given revision: a consistent list at it.
-			result, err := s.store.List(ctx, req.res.Resource, prefix, req.res.New, storage.ListOptions{Revision: rev, Predicate: match})
-			if err != nil {
-				return err
-			}
-			items = result.Items
-		} else if err := s.store.CheckRevision(ctx, prefix, rev); err != nil {
-			return apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d", rev))
-		}
-	}
-
 	var progress time.Duration
 	if p.allowBookmarks {
 		progress = s.cfg.BookmarkInterval
 	}
-	events := s.store.Watch(ctx, prefix, rev, req.res.New, progress)
+	var rev int64
+	var items []runtime.Object
+	var events <-chan storage.Event
+	cached, err := s.watchFromCache(ctx, req, p, initial, match, progress)
+	if err != nil {
+		return err
+	}
+	if cached != nil {
+		// The cache filtered the events already.
+		rev, items, events, match = cached.Revision, cached.Items, cached.Events, nil
+	} else {
+		if rev, items, err = s.watchStartFromStore(ctx, req, p, initial, match); err != nil {
+			return err
+		}
+		events = s.store.Watch(ctx, prefix, rev, req.res.New, progress)
+	}
 
 	s.metrics.longRunning.WithLabelValues("WATCH", req.res.Resource).Inc()
 	defer s.metrics.longRunning.WithLabelValues("WATCH", req.res.Resource).Dec()
@@ -183,6 +177,64 @@ func (s *Server) watch(req *request, p *listParams) error {
 			return nil
 		}
 	}
+}
+
+// watchStartFromStore reads from etcd where a watch starts: its revision
+// and, for initial events, the objects at it.
+func (s *Server) watchStartFromStore(ctx context.Context, req *request, p *listParams, initial bool, match func(runtime.Object) bool) (int64, []runtime.Object, error) {
+	prefix := req.res.Prefix(req.namespace)
+	if initial && (p.resourceVersion == "" || p.resourceVersion == "0") {
+		result, err := s.store.List(ctx, req.res.Resource, prefix, req.res.New, storage.ListOptions{Predicate: match})
+		if err != nil {
+			return 0, nil, err
+		}
+		return result.Revision, result.Items, nil
+	}
+	rev, _ := strconv.ParseInt(p.resourceVersion, 10, 64)
+	if initial {
+		// Initial events at a given revision: a consistent list at it.
+		result, err := s.store.List(ctx, req.res.Resource, prefix, req.res.New, storage.ListOptions{Revision: rev, Predicate: match})
+		if err != nil {
+			return 0, nil, err
+		}
+		return rev, result.Items, nil
+	}
+	if err := s.store.CheckRevision(ctx, prefix, rev); err != nil {
+		return 0, nil, apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d", rev))
+	}
+	return rev, nil, nil
+}
+
+// watchFromCache opens the watch on the watch cache when the cache can
+// serve it, and returns nil, nil when etcd must: the cache is off or
+// loading, or the watch starts before the cache's window (etcd keeps more
+// history, and answers 410 Gone once that is compacted). Initial events
+// reflect at least the revision asked for: etcd's current one for "" (a
+// consistent read), any for "0".
+func (s *Server) watchFromCache(ctx context.Context, req *request, p *listParams, initial bool, match func(runtime.Object) bool, bookmarkEvery time.Duration) (*cacher.Watch, error) {
+	c := s.cfg.Cache.For(req.res)
+	if c == nil {
+		return nil, nil
+	}
+	opts := cacher.WatchOptions{Namespace: req.namespace, Predicate: match, Initial: initial, BookmarkEvery: bookmarkEvery}
+	var err error
+	switch {
+	case !initial && p.resourceVersion == "0":
+		// Changes from now on: "0" asks for no particular freshness.
+		opts.Revision, _ = c.Revision()
+	default:
+		if opts.Revision, err = s.minRevision(ctx, p.resourceVersion); err != nil {
+			return nil, err
+		}
+	}
+	w, err := c.Watch(ctx, opts)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, nil
+	}
+	return w, nil
 }
 
 // filterEvent turns a store event into what a watcher with a selector sees:

@@ -318,6 +318,20 @@ func (s *Store) Count(ctx context.Context, prefix string) (int64, error) {
 	return resp.Count, nil
 }
 
+// Revision returns etcd's current revision, read with a quorum (linearizable)
+// read: a consistent read served from the watch cache must wait until the
+// cache has reached it.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	defer s.observe("revision", "", time.Now())
+	// A count of one key that need not exist: the cheapest request whose
+	// answer carries the current revision in its header.
+	resp, err := s.client.Get(ctx, "/registry/", clientv3.WithCountOnly())
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return resp.Header.Revision, nil
+}
+
 // CheckRevision reports ErrCompacted when rev is older than etcd's
 // compacted revision, so a watch or paged list from it would miss changes.
 func (s *Store) CheckRevision(ctx context.Context, key string, rev int64) error {

@@ -26,6 +26,23 @@ type Event struct {
 // Bookmark event with the revision etcd has reached (0 disables). The channel
 // closes when ctx ends or the watch fails (after an Err event).
 func (s *Store) Watch(ctx context.Context, prefix string, rev int64, newFunc func() runtime.Object, progressEvery time.Duration) <-chan Event {
+	return s.WatchWith(ctx, prefix, rev, newFunc, WatchOptions{ProgressEvery: progressEvery})
+}
+
+// WatchOptions tune WatchWith.
+type WatchOptions struct {
+	// ProgressEvery is how often etcd is asked for a progress notification
+	// (a Bookmark event); 0 never asks on a timer.
+	ProgressEvery time.Duration
+	// Progress asks for a progress notification now, each time it
+	// receives: the watch cache uses it when a consistent read waits for
+	// the cache to reach etcd's current revision.
+	Progress <-chan struct{}
+}
+
+// WatchWith is Watch with options.
+func (s *Store) WatchWith(ctx context.Context, prefix string, rev int64, newFunc func() runtime.Object, opts WatchOptions) <-chan Event {
+	progressEvery := opts.ProgressEvery
 	out := make(chan Event, 100)
 	// A watcher of its own per API watch, so that progress requests reach
 	// only this watch's stream.
@@ -55,6 +72,8 @@ func (s *Store) Watch(ctx context.Context, prefix string, rev int64, newFunc fun
 			case <-ctx.Done():
 				return
 			case <-tick:
+				_ = w.RequestProgress(ctx)
+			case <-opts.Progress:
 				_ = w.RequestProgress(ctx)
 			case resp, ok := <-wch:
 				if !ok {
