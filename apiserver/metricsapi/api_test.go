@@ -154,6 +154,12 @@ func TestMetricsAPI(t *testing.T) {
 	if _, err := mc.MetricsV1beta1().NodeMetricses().Get(ctx, "n3", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("unreachable node n3: want NotFound, got %v", err)
 	}
+	// kubectl may ask for protobuf first.
+	pcfg := *env.Config
+	pcfg.ContentType, pcfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf", "application/vnd.kubernetes.protobuf,application/json"
+	if l, err := metricsclient.NewForConfigOrDie(&pcfg).MetricsV1beta1().PodMetricses("default").List(ctx, metav1.ListOptions{}); err != nil || len(l.Items) != 2 {
+		t.Fatalf("pod metrics in protobuf: %v %+v", err, l)
+	}
 	n1.cpuMilli.Store(900)
 	poll.Until(t, 10*time.Second, "n1's new usage", func() (bool, error) {
 		m, err := mc.MetricsV1beta1().NodeMetricses().Get(ctx, "n1", metav1.GetOptions{})
