@@ -94,13 +94,11 @@ func condition(h *autoscalingv2.HorizontalPodAutoscaler, typ autoscalingv2.Horiz
 	return ""
 }
 
-// TestAutoscaling runs the real apiserver (its metrics API fed fake node
-// summaries) and the whole controller: a load above the target scales the
-// Deployment up in one sync, capped at maxReplicas; when the load goes,
-// the scale-down waits out the stabilization window and stops at
-// minReplicas.
-func TestAutoscaling(t *testing.T) {
-	const ns, window = "autoscale", 5 * time.Second
+// start runs the real apiserver, its metrics API fed by a fakeUsage for
+// ns, the whole controller with a 1 s autoscaler sync, a fake kubelet for
+// ns and one Ready node.
+func start(t *testing.T, ns string) (*testenv.Env, kubernetes.Interface, *fakeUsage) {
+	t.Helper()
 	usage := &fakeUsage{ns: ns}
 	env := testenv.Start(t, func(o *app.Options) {
 		o.MetricResolution = 200 * time.Millisecond
@@ -124,16 +122,43 @@ func TestAutoscaling(t *testing.T) {
 	if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	return env, cs, usage
+}
 
-	lbl := map[string]string{"app": "web"}
-	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
-		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: lbl},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl}, Spec: corev1.PodSpec{Containers: []corev1.Container{{
-				Name: "app", Image: "echo:v1", Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
-					corev1.ResourceCPU: resource.MustParse("100m")}}}}}}},
+func deployment(ns, name string, replicas int32, cpuRequest string) *appsv1.Deployment {
+	lbl := map[string]string{"app": name}
+	c := corev1.Container{Name: "app", Image: "echo:v1"}
+	if cpuRequest != "" {
+		c.Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpuRequest)}
 	}
-	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(replicas), Selector: &metav1.LabelSelector{MatchLabels: lbl},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl}, Spec: corev1.PodSpec{Containers: []corev1.Container{c}}}},
+	}
+}
+
+func autoscaler(ns, name, kind string, minReplicas, maxReplicas, cpuPercent int32) *autoscalingv2.HorizontalPodAutoscaler {
+	return &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: kind, Name: name},
+			MinReplicas:    ptr.To(minReplicas), MaxReplicas: maxReplicas,
+			Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
+				Name: corev1.ResourceCPU, Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To(cpuPercent)}}}},
+		},
+	}
+}
+
+// TestAutoscaling runs the real apiserver (its metrics API fed fake node
+// summaries) and the whole controller: a load above the target scales the
+// Deployment up in one sync, capped at maxReplicas; when the load goes,
+// the scale-down waits out the stabilization window and stops at
+// minReplicas.
+func TestAutoscaling(t *testing.T) {
+	const ns, window = "autoscale", 5 * time.Second
+	env, cs, usage := start(t, ns)
+	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, deployment(ns, "web", 2, "100m"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	usage.cpuMilli.Store(200) // 200% of the request, four times the target
@@ -152,17 +177,9 @@ func TestAutoscaling(t *testing.T) {
 		return n == 2, fmt.Errorf("%d pod metrics at 200m", n)
 	})
 
-	h := &autoscalingv2.HorizontalPodAutoscaler{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
-		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
-			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"},
-			MinReplicas:    ptr.To[int32](2), MaxReplicas: 5,
-			Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
-				Name: corev1.ResourceCPU, Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To[int32](50)}}}},
-			Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleDown: &autoscalingv2.HPAScalingRules{
-				StabilizationWindowSeconds: ptr.To(int32(window / time.Second))}},
-		},
-	}
+	h := autoscaler(ns, "web", "Deployment", 2, 5, 50)
+	h.Spec.Behavior = &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleDown: &autoscalingv2.HPAScalingRules{
+		StabilizationWindowSeconds: ptr.To(int32(window / time.Second))}}
 	if _, err := cs.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(ctx, h, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -235,4 +252,74 @@ func TestAutoscaling(t *testing.T) {
 		got := rescales(t, cs, ns)
 		return len(got) == 2 && got[1] == "New size: 2; reason: All metrics below target", fmt.Errorf("events %q", got)
 	})
+}
+
+// TestAutoscalerConditions: what keeps an autoscaler from scaling shows in
+// its conditions and events, and it leaves its target alone.
+func TestAutoscalerConditions(t *testing.T) {
+	const ns = "conditions"
+	_, cs, usage := start(t, ns)
+	usage.cpuMilli.Store(500)
+	for _, d := range []*appsv1.Deployment{deployment(ns, "norequests", 2, ""), deployment(ns, "idle", 0, "100m")} {
+		if _, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		hpa       *autoscalingv2.HorizontalPodAutoscaler
+		condition autoscalingv2.HorizontalPodAutoscalerConditionType
+		want      string // status/reason
+		message   string
+		event     string // a Warning event's reason, "" for none
+	}{
+		{autoscaler(ns, "norequests", "Deployment", 1, 5, 50), autoscalingv2.ScalingActive, "False/FailedGetResourceMetric",
+			"missing request for cpu in container app", "FailedComputeMetricsReplicas"},
+		{autoscaler(ns, "idle", "Deployment", 1, 5, 50), autoscalingv2.ScalingActive, "False/ScalingDisabled",
+			"replica count of the target is zero", ""},
+		{autoscaler(ns, "nothere", "Deployment", 1, 5, 50), autoscalingv2.AbleToScale, "False/FailedGetScale",
+			`"nothere" not found`, "FailedGetScale"},
+		{autoscaler(ns, "sts", "StatefulSet", 1, 5, 50), autoscalingv2.AbleToScale, "False/FailedGetScale",
+			"only apps Deployments and ReplicaSets are scaled", "FailedGetScale"},
+	}
+	for _, tc := range tests {
+		if _, err := cs.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(ctx, tc.hpa, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range tests {
+		t.Run(tc.hpa.Name, func(t *testing.T) {
+			poll.Until(t, 20*time.Second, fmt.Sprintf("%s %s", tc.condition, tc.want), func() (bool, error) {
+				h, err := cs.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, tc.hpa.Name, metav1.GetOptions{})
+				if err != nil {
+					return false, err
+				}
+				for _, c := range h.Status.Conditions {
+					if c.Type == tc.condition && string(c.Status)+"/"+c.Reason == tc.want && strings.Contains(c.Message, tc.message) {
+						return true, nil
+					}
+				}
+				return false, fmt.Errorf("conditions %+v", h.Status.Conditions)
+			})
+			if tc.event == "" {
+				return
+			}
+			poll.Until(t, 10*time.Second, "a "+tc.event+" event", func() (bool, error) {
+				evs, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fields.Set{
+					"involvedObject.name": tc.hpa.Name, "reason": tc.event, "type": corev1.EventTypeWarning}.String()})
+				if err != nil {
+					return false, err
+				}
+				return len(evs.Items) > 0, nil
+			})
+		})
+	}
+	for _, name := range []string{"norequests", "idle"} {
+		d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[string]int32{"norequests": 2, "idle": 0}[name]; *d.Spec.Replicas != want {
+			t.Errorf("%s was scaled to %d", name, *d.Spec.Replicas)
+		}
+	}
 }
