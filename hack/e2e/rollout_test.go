@@ -40,10 +40,13 @@ spec:
       - name: echo
         image: kubeish.local/echo:%s
         imagePullPolicy: Never
-        # Serve 2 s past SIGTERM: the pod leaves the Endpoints at once, but
-        # every node's proxy drops it 50-150 ms later (kube-proxy has the
-        # same window; kubeish refuses preStop hooks, so the app drains).
-        args: ["--shutdown-delay=2s"]
+        # Serve 2 s before SIGTERM: the pod leaves the Endpoints at once,
+        # but every node's proxy drops it 50-150 ms later (kube-proxy has
+        # the same window), so the app must not stop at once: Kubernetes'
+        # preStop sleep, with no binary needed in the image.
+        lifecycle:
+          preStop:
+            sleep: {seconds: 2}
         ports:
         - {name: http, containerPort: 8080}
         env:
