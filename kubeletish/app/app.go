@@ -62,8 +62,12 @@ type Options struct {
 	CPU, Memory         string
 	ReservedCPU         string
 	ReservedMemory      string
-	LeaseInterval       time.Duration
-	RelistPeriod        time.Duration
+	// The pressure conditions' thresholds (the kubelet's hard eviction
+	// signals; kubeish reports pressure, it does not evict).
+	EvictionMemoryAvailable      string
+	EvictionDiskAvailablePercent float64
+	LeaseInterval                time.Duration
+	RelistPeriod                 time.Duration
 
 	// The node's network services (DESIGN.md "Node agent": service proxy,
 	// host-gw routes, node-local DNS).
@@ -83,27 +87,29 @@ type Options struct {
 // NewOptions returns the defaults.
 func NewOptions() *Options {
 	return &Options{
-		Client:              client.NewOptions("kubeletish"),
-		Address:             "0.0.0.0",
-		Port:                10250,
-		ContainerdAddress:   "/run/containerd/containerd.sock",
-		ContainerdNamespace: "kubeish",
-		RootDir:             "/var/lib/kubeletish",
-		CNIBinDir:           "/usr/lib/cni",
-		ClusterCIDR:         "10.244.0.0/16",
-		ServiceCIDR:         "10.96.0.0/16",
-		MaxPods:             110,
-		ReservedCPU:         "0",
-		ReservedMemory:      "0",
-		LeaseInterval:       5 * time.Second,
-		RelistPeriod:        time.Second,
-		Proxy:               true,
-		ProxyMinSyncPeriod:  100 * time.Millisecond,
-		ProxySyncPeriod:     30 * time.Second,
-		ProxyFullSync:       time.Hour,
-		Routes:              true,
-		DNS:                 true,
-		ClusterDomain:       "cluster.local",
+		Client:                       client.NewOptions("kubeletish"),
+		Address:                      "0.0.0.0",
+		Port:                         10250,
+		ContainerdAddress:            "/run/containerd/containerd.sock",
+		ContainerdNamespace:          "kubeish",
+		RootDir:                      "/var/lib/kubeletish",
+		CNIBinDir:                    "/usr/lib/cni",
+		ClusterCIDR:                  "10.244.0.0/16",
+		ServiceCIDR:                  "10.96.0.0/16",
+		MaxPods:                      110,
+		ReservedCPU:                  "0",
+		ReservedMemory:               "0",
+		EvictionMemoryAvailable:      "100Mi",
+		EvictionDiskAvailablePercent: 10,
+		LeaseInterval:                5 * time.Second,
+		RelistPeriod:                 time.Second,
+		Proxy:                        true,
+		ProxyMinSyncPeriod:           100 * time.Millisecond,
+		ProxySyncPeriod:              30 * time.Second,
+		ProxyFullSync:                time.Hour,
+		Routes:                       true,
+		DNS:                          true,
+		ClusterDomain:                "cluster.local",
 	}
 }
 
@@ -130,6 +136,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Memory, "memory", o.Memory, "memory capacity to report (default: the machine's memory)")
 	fs.StringVar(&o.ReservedCPU, "reserved-cpu", o.ReservedCPU, "cpu kept from pods (capacity - reserved = allocatable)")
 	fs.StringVar(&o.ReservedMemory, "reserved-memory", o.ReservedMemory, "memory kept from pods")
+	fs.StringVar(&o.EvictionMemoryAvailable, "pressure-memory-available", o.EvictionMemoryAvailable, "the node reports MemoryPressure when less memory than this is available (MemAvailable)")
+	fs.Float64Var(&o.EvictionDiskAvailablePercent, "pressure-disk-available-percent", o.EvictionDiskAvailablePercent, "the node reports DiskPressure when less than this share (%) of --root-dir's filesystem is free")
 	fs.DurationVar(&o.LeaseInterval, "lease-interval", o.LeaseInterval, "how often the node's Lease is renewed")
 	fs.DurationVar(&o.RelistPeriod, "relist-period", o.RelistPeriod, "how often containerd is listed to notice container changes")
 	fs.BoolVar(&o.Proxy, "proxy", o.Proxy, "run the service proxy: iptables rules for ClusterIPs and NodePorts")
@@ -161,7 +169,11 @@ func (o *Options) Validate() error {
 			errs = append(errs, fmt.Errorf("--pod-cidr: %w", err))
 		}
 	}
-	for _, q := range []struct{ name, v string }{{"cpu", o.CPU}, {"memory", o.Memory}, {"reserved-cpu", o.ReservedCPU}, {"reserved-memory", o.ReservedMemory}} {
+	if o.EvictionDiskAvailablePercent < 0 || o.EvictionDiskAvailablePercent > 100 {
+		errs = append(errs, fmt.Errorf("--pressure-disk-available-percent %v: want 0 to 100", o.EvictionDiskAvailablePercent))
+	}
+	for _, q := range []struct{ name, v string }{{"cpu", o.CPU}, {"memory", o.Memory}, {"reserved-cpu", o.ReservedCPU}, {"reserved-memory", o.ReservedMemory},
+		{"pressure-memory-available", o.EvictionMemoryAvailable}} {
 		if q.v != "" {
 			if _, err := resource.ParseQuantity(q.v); err != nil {
 				errs = append(errs, fmt.Errorf("--%s: %w", q.name, err))
@@ -286,6 +298,8 @@ func (o *Options) Run(ctx context.Context) error {
 	agent := node.New(node.Config{Name: o.NodeName, IP: o.NodeIP, Port: port, Labels: o.NodeLabels, PodCIDR: o.PodCIDR,
 		CPU: *cpu, Memory: mem, MaxPods: o.MaxPods, ReservedCPU: resource.MustParse(o.ReservedCPU), ReservedMemory: resource.MustParse(o.ReservedMemory),
 		RuntimeVersion: version, KubeletVersion: Version, LeaseInterval: o.LeaseInterval, Client: cs, Log: log.Named("node"),
+		Usage:      func() (node.Usage, error) { return node.ReadUsage(rootDir) },
+		Thresholds: &node.Thresholds{MemoryAvailable: resource.MustParse(o.EvictionMemoryAvailable), DiskAvailablePercent: o.EvictionDiskAvailablePercent},
 		Ready: func() error {
 			if netm.PodCIDR() == "" {
 				return errors.New("network not ready: no pod CIDR")

@@ -39,10 +39,15 @@ type Config struct {
 	// least this often (1 min).
 	StatusInterval time.Duration
 	// Ready reports the agent's health: nil is Ready.
-	Ready  func() error
-	Client kubernetes.Interface
-	Clock  clock.Clock
-	Log    *zap.Logger
+	Ready func() error
+	// Usage reads what the pressure conditions are computed from (nil:
+	// no pressure is ever reported); Thresholds are their limits
+	// (default DefaultThresholds).
+	Usage      func() (Usage, error)
+	Thresholds *Thresholds
+	Client     kubernetes.Interface
+	Clock      clock.Clock
+	Log        *zap.Logger
 }
 
 // Agent keeps the Node object and its Lease.
@@ -63,6 +68,10 @@ func New(cfg Config) *Agent {
 	}
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
+	}
+	if cfg.Thresholds == nil {
+		t := DefaultThresholds()
+		cfg.Thresholds = &t
 	}
 	return &Agent{cfg: cfg}
 }
@@ -165,8 +174,15 @@ func (a *Agent) Status(old v1.NodeStatus) v1.NodeStatus {
 		}
 		st.Conditions = append(st.Conditions, c)
 	}
-	cond(v1.NodeMemoryPressure, v1.ConditionFalse, "KubeletHasSufficientMemory", "kubelet has sufficient memory available")
-	cond(v1.NodeDiskPressure, v1.ConditionFalse, "KubeletHasNoDiskPressure", "kubelet has no disk pressure")
+	if a.cfg.Usage != nil {
+		u, err := a.cfg.Usage()
+		for _, c := range PressureConditions(u, err, *a.cfg.Thresholds) {
+			cond(c.Type, c.Status, c.Reason, c.Message)
+		}
+	} else {
+		cond(v1.NodeMemoryPressure, v1.ConditionFalse, "KubeletHasSufficientMemory", "kubelet has sufficient memory available")
+		cond(v1.NodeDiskPressure, v1.ConditionFalse, "KubeletHasNoDiskPressure", "kubelet has no disk pressure")
+	}
 	cond(v1.NodePIDPressure, v1.ConditionFalse, "KubeletHasSufficientPID", "kubelet has sufficient PID available")
 	if err := a.ready(); err != nil {
 		cond(v1.NodeReady, v1.ConditionFalse, "KubeletNotReady", err.Error())
