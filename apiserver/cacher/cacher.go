@@ -464,3 +464,17 @@ func prefixEnd(prefix string) string {
 	b[len(b)-1]++
 	return string(b)
 }
+
+// Cacheable returns the resources worth caching among all: every one but
+// those whose objects expire on an etcd lease (Events), which Kubernetes
+// does not cache either: they are written often, read rarely, and a cache
+// of them would hold what etcd is about to drop.
+func Cacheable(all []*registry.Resource) []*registry.Resource {
+	var out []*registry.Resource
+	for _, r := range all {
+		if r.TTL == 0 {
+			out = append(out, r)
+		}
+	}
+	return out
+}

@@ -208,7 +208,7 @@ func (s *Server) watchStartFromStore(ctx context.Context, req *request, p *listP
 // watchFromCache opens the watch on the watch cache when the cache can
 // serve it, and returns nil, nil when etcd must: the cache is off or
 // loading, or the watch starts before the cache's window (etcd keeps more
-// history, and answers 410 Gone once that is compacted). Initial events
+// history). A revision etcd has compacted is Gone either way. Initial events
 // reflect at least the revision asked for: etcd's current one for "" (a
 // consistent read), any for "0".
 func (s *Server) watchFromCache(ctx context.Context, req *request, p *listParams, initial bool, match func(runtime.Object) bool, bookmarkEvery time.Duration) (*cacher.Watch, error) {
@@ -225,6 +225,13 @@ func (s *Server) watchFromCache(ctx context.Context, req *request, p *listParams
 	default:
 		if opts.Revision, err = s.minRevision(ctx, p.resourceVersion); err != nil {
 			return nil, err
+		}
+	}
+	if !initial && p.resourceVersion != "" && p.resourceVersion != "0" {
+		// The cache may still hold changes etcd has compacted, but the
+		// contract is etcd's: a compacted revision is Gone.
+		if err := s.store.CheckRevision(ctx, req.res.Prefix(req.namespace), opts.Revision); err != nil {
+			return nil, apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d", opts.Revision))
 		}
 	}
 	w, err := c.Watch(ctx, opts)
