@@ -15,7 +15,7 @@
 //     kubeletish per node host: what `make up NODES=3` runs.
 //     TestRealCluster shares one among the tests that leave it working
 //     (Deployment and Service, Services, RollingUpdate, Prometheus,
-//     BadInput); TestRealNodeLoss and TestRealControlPlane (apiserver
+//     BadInput, Autoscale); TestRealNodeLoss and TestRealControlPlane (apiserver
 //     SIGKILL mid-rollout, leader failover) break their own.
 //
 // The tests drive the cluster through the public API and bin/kctl only,

@@ -17,14 +17,21 @@ import (
 
 // TestRealCluster runs the tests that leave a cluster working on one
 // shared real cluster (starting one costs tens of seconds on two cores);
-// the tests that break a cluster on purpose make their own.
+// the tests that break a cluster on purpose make their own. Autoscale
+// runs last: its load is the one that makes the machine busy.
 func TestRealCluster(t *testing.T) {
-	c := newRealCluster(t, realOptions{})
+	c := newRealCluster(t, realOptions{
+		// Autoscale: usage scraped and autoscalers evaluated every 2 s
+		// (15 s by default) so that a scale-up and back takes seconds.
+		apiserverArgs:  []string{"--metric-resolution", "2s"},
+		controllerArgs: []string{"--horizontal-pod-autoscaler-sync-period", "2s"},
+	})
 	t.Run("DeploymentAndService", func(t *testing.T) { testDeploymentAndService(c.sub(t)) })
 	t.Run("Services", func(t *testing.T) { testServices(c.sub(t)) })
 	t.Run("RollingUpdate", func(t *testing.T) { testRollingUpdate(c.sub(t)) })
 	t.Run("Prometheus", func(t *testing.T) { testPrometheus(c.sub(t)) })
 	t.Run("BadInput", func(t *testing.T) { testBadInput(c.sub(t)) })
+	t.Run("Autoscale", func(t *testing.T) { testAutoscale(c.sub(t)) })
 }
 
 // webManifest is what a user applies: a Deployment of 6 echo pods and a

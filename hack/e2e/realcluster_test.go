@@ -48,7 +48,9 @@ type realOptions struct {
 	nodes       int // default 3
 	controllers int // default 1; more run active/standby
 	schedulers  int // default 1
-	// controllerArgs are added to every controller's flags.
+	// apiserverArgs are added to the apiserver's flags, controllerArgs to
+	// every controller's.
+	apiserverArgs  []string
 	controllerArgs []string
 }
 
@@ -196,11 +198,11 @@ func (c *realCluster) kill(name string, sig os.Signal) {
 }
 
 func (c *realCluster) startAPIServer() {
-	c.start("apiserver", c.cp, filepath.Join(bin, "apiserver"),
-		"--listen-address", fmt.Sprintf("%s:%d", cpIP, apiPort), "--insecure-allow-remote", "--advertise-address", cpIP,
+	args := []string{"--listen-address", fmt.Sprintf("%s:%d", cpIP, apiPort), "--insecure-allow-remote", "--advertise-address", cpIP,
 		"--data-dir", filepath.Join(c.dir, "etcd"),
 		"--etcd-listen-client-url", "http://127.0.0.1:0", "--etcd-listen-peer-url", "http://127.0.0.1:0",
-		"--service-cluster-ip-range", serviceCIDR, "--shutdown-timeout", "1s")
+		"--service-cluster-ip-range", serviceCIDR, "--shutdown-timeout", "1s"}
+	c.start("apiserver", c.cp, filepath.Join(bin, "apiserver"), append(args, c.opts.apiserverArgs...)...)
 }
 
 // leaseFlags make a dead leader's lease expire in 6 s, so standbys take
