@@ -5,6 +5,7 @@
 //	kubeletish --node-ip IP [flags]          run the agent
 //	kubeletish images import FILE…           import OCI image archives (node-side)
 //	kubeletish --cleanup                     remove the proxy's iptables rules and the agent's routes
+//	kubeletish hollow --nodes N [flags]      run N hollow nodes (no containers) in this process, for scale tests
 //	kubeletish log-driver FILE               (started by containerd's shim) write a container's output as CRI logs
 package main
 
@@ -18,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kubeish/kubeish/kubeletish/app"
+	"github.com/kubeish/kubeish/kubeletish/hollow"
 	"github.com/kubeish/kubeish/kubeletish/logs"
 )
 
@@ -44,6 +46,21 @@ func main() {
 		}
 		if err := o.ImportImages(ctx, rest[1:]); err != nil {
 			fmt.Fprintln(os.Stderr, "kubeletish:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(args) >= 1 && args[0] == "hollow" {
+		ho := hollow.NewOptions()
+		hfs := pflag.NewFlagSet("kubeletish hollow", pflag.ExitOnError)
+		ho.AddFlags(hfs)
+		_ = hfs.Parse(args[1:])
+		if err := ho.Validate(); err != nil {
+			fmt.Fprintln(os.Stderr, "kubeletish hollow:", err)
+			os.Exit(2)
+		}
+		if err := ho.Run(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "kubeletish hollow:", err)
 			os.Exit(1)
 		}
 		return

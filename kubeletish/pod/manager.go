@@ -57,6 +57,9 @@ type Config struct {
 	// the manager records to the API through Client, as the kubelet
 	// (source component "kubelet", host NodeName), while Run runs.
 	Recorder record.EventRecorder
+	// Pods, when set, gives the node's pods instead of the manager's own
+	// informer (a watch on spec.nodeName=NodeName); see PodSource.
+	Pods PodSource
 }
 
 // Manager keeps the node's pods running as the API wants them.
@@ -152,11 +155,15 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: m.cfg.Client.CoreV1().Events("")})
 		defer m.broadcaster.Shutdown()
 	}
-	factory := informers.NewSharedInformerFactoryWithOptions(m.cfg.Client, 0,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", m.cfg.NodeName).String()
-		}))
-	inf := factory.Core().V1().Pods().Informer()
+	var factory informers.SharedInformerFactory
+	inf := m.cfg.Pods
+	if inf == nil {
+		factory = informers.NewSharedInformerFactoryWithOptions(m.cfg.Client, 0,
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+				o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", m.cfg.NodeName).String()
+			}))
+		inf = factory.Core().V1().Pods().Informer()
+	}
 	if err := inf.AddIndexers(cache.Indexers{uidIndex: func(o any) ([]string, error) {
 		return []string{string(o.(*v1.Pod).UID)}, nil
 	}}); err != nil {
@@ -181,7 +188,9 @@ func (m *Manager) Run(ctx context.Context) error {
 		UpdateFunc: func(_, n any) { enqueueObj(n, false) },
 		DeleteFunc: func(o any) { enqueueObj(o, true) },
 	})
-	factory.Start(ctx.Done())
+	if factory != nil {
+		factory.Start(ctx.Done())
+	}
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		return ctx.Err()
 	}
