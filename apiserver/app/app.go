@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/version"
 
+	"github.com/kubeish/kubeish/apiserver/cacher"
 	"github.com/kubeish/kubeish/apiserver/metricsapi"
 	"github.com/kubeish/kubeish/apiserver/registry"
 	"github.com/kubeish/kubeish/apiserver/server"
@@ -51,6 +52,7 @@ type Options struct {
 	ServiceNodePorts    string
 	CompactInterval     time.Duration
 	BookmarkInterval    time.Duration
+	WatchCache          bool
 	ShutdownTimeout     time.Duration
 	// MetricResolution is how often nodes' /stats/summary is scraped for
 	// the resource metrics API; 0 turns the API off.
@@ -75,6 +77,7 @@ func NewOptions() *Options {
 		ServiceNodePorts:    "30000-32767",
 		CompactInterval:     5 * time.Minute,
 		BookmarkInterval:    time.Minute,
+		WatchCache:          true,
 		ShutdownTimeout:     10 * time.Second,
 		MetricResolution:    15 * time.Second,
 		MetricNodeTimeout:   10 * time.Second,
@@ -94,6 +97,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ServiceNodePorts, "service-node-port-range", o.ServiceNodePorts, "port range FROM-TO for NodePort Services")
 	fs.DurationVar(&o.CompactInterval, "etcd-compaction-interval", o.CompactInterval, "how often etcd history is compacted (keeping one interval of history); 0 disables")
 	fs.DurationVar(&o.BookmarkInterval, "watch-bookmark-interval", o.BookmarkInterval, "how often watches that allow bookmarks receive one")
+	fs.BoolVar(&o.WatchCache, "watch-cache", o.WatchCache, "serve lists and watches from an in-memory cache kept current by one etcd watch per resource; off serves every list and watch from etcd")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "how long in-flight requests may take to finish on shutdown")
 	fs.DurationVar(&o.MetricResolution, "metric-resolution", o.MetricResolution, "how often every Ready node's /stats/summary is scraped for the resource metrics API (metrics.k8s.io, kubectl top, the autoscaler); 0 turns the API off")
 	fs.DurationVar(&o.MetricNodeTimeout, "metric-node-timeout", o.MetricNodeTimeout, "how long one node's /stats/summary may take before the node is left out of a round (at most --metric-resolution)")
@@ -228,6 +232,14 @@ func Start(ctx context.Context, o Options, log *zap.Logger, reg *prometheus.Regi
 		}
 		metricsSource = a.Metrics
 	}
+	var cache *cacher.Cacher
+	if o.WatchCache {
+		cache, err = cacher.New(cacher.Config{Store: store, Resources: cacher.Cacheable(registry.NewSet().All()),
+			Logger: log.Named("cacher"), Registerer: reg})
+		if err != nil {
+			return nil, err
+		}
+	}
 	srv, err := server.New(server.Config{
 		Store: store, Resources: registry.NewSet(), Scheme: scheme, Allocator: alloc,
 		Logger: log, Registerer: reg, Gatherer: reg, Ready: ready,
@@ -235,6 +247,7 @@ func Start(ctx context.Context, o Options, log *zap.Logger, reg *prometheus.Regi
 		BookmarkInterval: o.BookmarkInterval,
 		NodeClient:       &http.Client{Timeout: 0, Transport: &http.Transport{ResponseHeaderTimeout: 30 * time.Second}},
 		Metrics:          metricsSource,
+		Cache:            cache,
 	})
 	if err != nil {
 		return nil, err
@@ -285,6 +298,9 @@ func Start(ctx context.Context, o Options, log *zap.Logger, reg *prometheus.Regi
 	}
 	go func() { a.served <- a.http.Serve(ln) }()
 	go srv.CountObjects(runCtx, 30*time.Second)
+	if cache != nil {
+		go cache.Run(runCtx)
+	}
 	if a.Metrics != nil {
 		go a.Metrics.Run(runCtx)
 	}

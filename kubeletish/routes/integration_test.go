@@ -204,9 +204,11 @@ func TestRoutesFollowNodes(t *testing.T) {
 	if got, err := dial(self, "10.244.2.1"); err != nil || got != "peer-a" {
 		t.Errorf("node-1 to node-2's pod CIDR: %q, %v; want peer-a", got, err)
 	}
-	if err := m.Healthz(); err != nil {
-		t.Error(err)
-	}
+	// The sync that wrote the routes marks itself done a moment later.
+	poll.Until(t, 10*time.Second, "routes healthy", func() (bool, error) {
+		err := m.Healthz()
+		return err == nil, err
+	})
 	// The node's own connections to a ClusterIP have a route out of its
 	// interface, from its address.
 	if err := func() error {
