@@ -57,7 +57,8 @@ func freePort(t *testing.T) int {
 
 // startCluster starts bin/apiserver on a free loopback port with its own
 // embedded etcd and data dir, and stops it (by its PID) when the test ends.
-func startCluster(t *testing.T) *cluster {
+// flags are added to the apiserver's command line.
+func startCluster(t *testing.T, flags ...string) *cluster {
 	t.Helper()
 	apiserver, kubectl := binary(t, "KUBEISH_APISERVER"), binary(t, "KUBECTL")
 	dir := t.TempDir()
@@ -66,8 +67,9 @@ func startCluster(t *testing.T) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(apiserver, "--listen-address", addr, "--data-dir", filepath.Join(dir, "etcd"),
-		"--etcd-listen-client-url", "http://127.0.0.1:0", "--etcd-listen-peer-url", "http://127.0.0.1:0", "--log-level", "warn")
+	args := append([]string{"--listen-address", addr, "--data-dir", filepath.Join(dir, "etcd"),
+		"--etcd-listen-client-url", "http://127.0.0.1:0", "--etcd-listen-peer-url", "http://127.0.0.1:0", "--log-level", "warn"}, flags...)
+	cmd := exec.Command(apiserver, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -461,8 +463,15 @@ func waitOutput(t *testing.T, b *syncBuffer, n int, s string) {
 // module's pkg/poll does the same; this module does not depend on it.)
 func until(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
 	t.Helper()
+	untilEvery(t, 20*time.Millisecond, timeout, what, cond)
+}
+
+// untilEvery is until checking every interval: for conditions that run
+// kubectl, a process per check.
+func untilEvery(t *testing.T, interval, timeout time.Duration, what string, cond func() (bool, error)) {
+	t.Helper()
 	var last error
-	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(context.Background(), interval, timeout, true, func(context.Context) (bool, error) {
 		done, err := cond()
 		last = err
 		return done, nil
