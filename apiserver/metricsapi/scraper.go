@@ -213,6 +213,10 @@ func (s *Scraper) Run(ctx context.Context) {
 type nodeResult struct {
 	node    *corev1.Node
 	summary *stats.Summary
+	// received is when the summary arrived, on the scraper's clock at full
+	// precision: the summary's own times travel in whole seconds
+	// (metav1.Time), too coarse to time a window of a few seconds.
+	received time.Time
 }
 
 // Scrape runs one round: every Ready node is asked for its summary (in
@@ -248,7 +252,7 @@ func (s *Scraper) Scrape(ctx context.Context) {
 				return nil
 			}
 			s.scrapes.WithLabelValues("success").Inc()
-			results[i] = nodeResult{node: n, summary: sum}
+			results[i] = nodeResult{node: n, summary: sum, received: s.cfg.Clock.Now()}
 			return nil
 		})
 	}
@@ -294,7 +298,7 @@ func (s *Scraper) store(results []nodeResult, pods []*corev1.Pod) {
 		}
 		n := r.node
 		ns := &r.summary.Node
-		if cpu, win, at, ok := s.cpuUsage("node/"+n.Name, ns.StartTime.Time, ns.CPU, prev, next); ok {
+		if cpu, win, at, ok := s.cpuUsage("node/"+n.Name, ns.StartTime.Time, ns.CPU, r.received, prev, next); ok {
 			if mem, ok := memoryUsage(ns.Memory); ok {
 				nodes[n.Name] = &metricsv1beta1.NodeMetrics{
 					ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: copyLabels(n.Labels), CreationTimestamp: metav1.NewTime(now)},
@@ -311,7 +315,7 @@ func (s *Scraper) store(results []nodeResult, pods []*corev1.Pod) {
 			if !ok || (ps.PodRef.UID != "" && string(pod.UID) != ps.PodRef.UID) {
 				continue // gone from the API, or an older pod of that name
 			}
-			if pm := s.podMetrics(n.Name, pod, ps, now, prev, next); pm != nil {
+			if pm := s.podMetrics(n.Name, pod, ps, now, r.received, prev, next); pm != nil {
 				podMetrics[key] = pm
 			}
 		}
@@ -327,7 +331,7 @@ func (s *Scraper) store(results []nodeResult, pods []*corev1.Pod) {
 // podMetrics builds a pod's metrics from its containers; a pod where any
 // container lacks CPU or memory is left out (as metrics-server does), so
 // a consumer never sees a partial sum.
-func (s *Scraper) podMetrics(node string, pod *corev1.Pod, ps *stats.PodStats, now time.Time, prev, next map[string]cpuPoint) *metricsv1beta1.PodMetrics {
+func (s *Scraper) podMetrics(node string, pod *corev1.Pod, ps *stats.PodStats, now, received time.Time, prev, next map[string]cpuPoint) *metricsv1beta1.PodMetrics {
 	if len(ps.Containers) == 0 {
 		return nil
 	}
@@ -338,7 +342,7 @@ func (s *Scraper) podMetrics(node string, pod *corev1.Pod, ps *stats.PodStats, n
 	var window time.Duration
 	for _, c := range ps.Containers {
 		key := "pod/" + node + "/" + pod.Namespace + "/" + pod.Name + "/" + string(pod.UID) + "/" + c.Name
-		cpu, win, at, ok := s.cpuUsage(key, c.StartTime.Time, c.CPU, prev, next)
+		cpu, win, at, ok := s.cpuUsage(key, c.StartTime.Time, c.CPU, received, prev, next)
 		if !ok {
 			return nil
 		}
@@ -363,18 +367,23 @@ func (s *Scraper) podMetrics(node string, pod *corev1.Pod, ps *stats.PodStats, n
 // cpuUsage is the CPU rate of one cgroup: from the cumulative counter
 // against the previous round when both rounds have it (same start time,
 // the counter did not go back, time advanced), else the node's own
-// usageNanoCores with the resolution as the window. It records the
-// reading in next.
-func (s *Scraper) cpuUsage(key string, start time.Time, c *stats.CPUStats, prev, next map[string]cpuPoint) (q resource.Quantity, window time.Duration, at time.Time, ok bool) {
+// usageNanoCores with the resolution as the window. The window between
+// two rounds is timed by when each summary was received (full precision;
+// the node read the counter a moment before sending it); the timestamp
+// reported is the node's. It records the reading in next.
+func (s *Scraper) cpuUsage(key string, start time.Time, c *stats.CPUStats, received time.Time, prev, next map[string]cpuPoint) (q resource.Quantity, window time.Duration, at time.Time, ok bool) {
 	if c == nil {
 		return q, 0, at, false
 	}
 	at = c.Time.Time
+	if received.IsZero() {
+		received = s.cfg.Clock.Now()
+	}
 	if at.IsZero() {
-		at = s.cfg.Clock.Now()
+		at = received
 	}
 	if c.UsageCoreNanoSeconds != nil {
-		cur := cpuPoint{at: at, start: start, total: *c.UsageCoreNanoSeconds}
+		cur := cpuPoint{at: received, start: start, total: *c.UsageCoreNanoSeconds}
 		next[key] = cur
 		if p, found := prev[key]; found && p.start.Equal(start) && cur.total >= p.total && cur.at.After(p.at) {
 			dt := cur.at.Sub(p.at)

@@ -175,9 +175,9 @@ func TestScrape(t *testing.T) {
 	}
 
 	// The next round: n2 stops answering and goes; n1's counters give a
-	// rate over the 10 s between the two readings.
+	// rate over the 10 s between the two readings, timed by when the
+	// scraper received them (the summaries' own times are whole seconds).
 	t1 := t0.Add(10 * time.Second)
-	clk.SetTime(t1)
 	getter.mu.Lock()
 	delete(getter.sum, "n2")
 	getter.sum["n1"] = &stats.Summary{
@@ -196,6 +196,7 @@ func TestScrape(t *testing.T) {
 			container("side", cpu(t1, nil, u64(1.5e9)), mem(t1, 1)))},
 	}
 	getter.mu.Unlock()
+	clk.SetTime(t1)
 	s.Scrape(context.Background())
 	if _, ok := s.Node("n2"); ok {
 		t.Error("n2 stopped answering but its metrics stayed")
@@ -207,5 +208,33 @@ func TestScrape(t *testing.T) {
 	web, ok := s.Pod("default", "web-1")
 	if !ok || web.Containers[0].Usage.Cpu().MilliValue() != 200 || web.Containers[1].Usage.Cpu().MilliValue() != 50 || web.Window.Duration != 10*time.Second {
 		t.Errorf("web-1 over 10s: %+v, want app 200m and side 50m over 10s", web)
+	}
+}
+
+// TestScrapeWindowFromReceiveTimes: the summaries' times travel in whole
+// seconds (metav1.Time), so two readings 2.5 s apart may carry the same
+// second; the rate is timed by when the scraper received them.
+func TestScrapeWindowFromReceiveTimes(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	objs := &fakeObjects{nodes: []*corev1.Node{node("n1", corev1.ConditionTrue, nil)}}
+	summary := func(total uint64) *stats.Summary {
+		// Both readings say 12:00:00, as they would after the wire.
+		return &stats.Summary{Node: stats.NodeStats{NodeName: "n1", CPU: cpu(t0, nil, u64(total)), Memory: mem(t0, 1)}}
+	}
+	getter := &fakeGetter{sum: map[string]*stats.Summary{"n1": summary(10e9)}}
+	clk := clocktesting.NewFakeClock(t0.Add(200 * time.Millisecond))
+	s, err := New(Config{Objects: objs, Getter: getter, Resolution: 2 * time.Second, Clock: clk, Log: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Scrape(context.Background())
+	getter.mu.Lock()
+	getter.sum["n1"] = summary(11.25e9)
+	getter.mu.Unlock()
+	clk.Step(2500 * time.Millisecond)
+	s.Scrape(context.Background())
+	n1, ok := s.Node("n1")
+	if !ok || n1.Usage.Cpu().MilliValue() != 500 || n1.Window.Duration != 2500*time.Millisecond {
+		t.Fatalf("n1: %+v, want 500m over 2.5s", n1)
 	}
 }
