@@ -56,6 +56,7 @@ type options struct {
 	nodes, replicas, steadyReplicas, count int
 	window, settle, timeout                time.Duration
 	leaseInterval                          time.Duration
+	qps                                    float64
 	out, workDir                           string
 	keep                                   bool
 }
@@ -67,6 +68,7 @@ type Result struct {
 	LoadAvgBefore string           `json:"loadavgBefore"`
 	LoadAvgAfter  string           `json:"loadavgAfter"`
 	Nodes         int              `json:"nodes"`
+	ControlQPS    float64          `json:"controlPlaneQPS"`
 	NodesReadySec float64          `json:"nodesReadySeconds"`
 	Rollouts      []Rollout        `json:"rollouts"`
 	Rollout       Rollout          `json:"rolloutMedian"`
@@ -115,6 +117,7 @@ func main() {
 	flag.DurationVar(&o.window, "window", 30*time.Second, "steady-state measurement window")
 	flag.DurationVar(&o.settle, "settle", 10*time.Second, "time between the last pod Ready and the steady-state window")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "deadline of each wait (nodes Ready, a rollout, a deletion)")
+	flag.Float64Var(&o.qps, "control-plane-qps", 0, "--kube-api-qps of the controller and scheduler, burst twice that (0: their defaults, 100; negative: unlimited)")
 	flag.DurationVar(&o.leaseInterval, "lease-interval", 10*time.Second, "the hollow nodes' lease interval")
 	flag.StringVar(&o.out, "out", envOr("BENCH_OUT", "bench-scale.json"), "JSON output file (default $BENCH_OUT or bench-scale.json)")
 	flag.StringVar(&o.workDir, "work-dir", "", "folder for binaries, etcd data and logs (default: a temporary one, removed at exit unless --keep)")
@@ -149,7 +152,7 @@ func logf(format string, a ...any) {
 }
 
 func run(ctx context.Context, o options) (err error) {
-	res := &Result{Started: time.Now().UTC(), CPUs: goruntime.NumCPU(), LoadAvgBefore: loadAvg(), Nodes: o.nodes}
+	res := &Result{Started: time.Now().UTC(), CPUs: goruntime.NumCPU(), LoadAvgBefore: loadAvg(), Nodes: o.nodes, ControlQPS: o.qps}
 	dir := o.workDir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "kubeish-bench-"); err != nil {
@@ -205,13 +208,18 @@ func run(ctx context.Context, o options) (err error) {
 	// 10.0.0.0/8 in /24s: room for 65,536 nodes (the default /16 holds
 	// 256). The grace period is well above the hollow lease interval, as
 	// Kubernetes' 40 s is above the kubelet's 10 s.
-	ctrl, err := ps.start("controller", filepath.Join(bin, "controller"), "--server", apiURL, "--bind-address", "127.0.0.1:0",
+	var qps []string
+	if o.qps != 0 {
+		qps = []string{"--kube-api-qps", fmt.Sprint(o.qps), "--kube-api-burst", fmt.Sprint(int(max(2*o.qps, 200)))}
+	}
+	ctrl, err := ps.start("controller", filepath.Join(bin, "controller"), append([]string{"--server", apiURL, "--bind-address", "127.0.0.1:0",
 		"--cluster-cidr", "10.0.0.0/8", "--node-cidr-mask-size", "24", "--node-monitor-grace-period", (6 * o.leaseInterval).String(),
-		"--log-level", "warn")
+		"--log-level", "warn"}, qps...)...)
 	if err != nil {
 		return err
 	}
-	sched, err := ps.start("scheduler", filepath.Join(bin, "scheduler"), "--server", apiURL, "--bind-address", "127.0.0.1:0", "--log-level", "warn")
+	sched, err := ps.start("scheduler", filepath.Join(bin, "scheduler"), append([]string{"--server", apiURL, "--bind-address", "127.0.0.1:0",
+		"--log-level", "warn"}, qps...)...)
 	if err != nil {
 		return err
 	}
@@ -584,7 +592,11 @@ func median(rs []Rollout) Rollout {
 func printTable(w *os.File, r *Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "kubeish scale benchmark\t%d CPUs, load %s → %s\n", r.CPUs, r.LoadAvgBefore, r.LoadAvgAfter)
-	fmt.Fprintf(tw, "hollow nodes Ready\t%d in %.1f s\n", r.Nodes, r.NodesReadySec)
+	qps := "defaults"
+	if r.ControlQPS != 0 {
+		qps = fmt.Sprint(r.ControlQPS)
+	}
+	fmt.Fprintf(tw, "hollow nodes Ready\t%d in %.1f s (controller/scheduler client QPS: %s)\n", r.Nodes, r.NodesReadySec, qps)
 	ro := r.Rollout
 	fmt.Fprintf(tw, "rollout: %d replicas (median of %d)\tcreated %.1f s, bound %.1f s, Running+Ready %.1f s: %.0f pods/s; per pod seen→Ready p50 %.2f s, p99 %.2f s\n",
 		ro.Pods, len(r.Rollouts), ro.CreatedSec, ro.ScheduledSec, ro.ReadySec, ro.PodsPerSec, ro.StartupP50Sec, ro.StartupP99Sec)
