@@ -8,7 +8,7 @@ TEST_TIMEOUT ?= 20m
 BENCH    ?= .
 BENCH_COUNT ?= 5
 
-.PHONY: all build up down shell test test-short test-kubectl e2e test-e2e vet fmt bench bench-apiserver bench-controller bench-scheduler bench-scheduler-large bench-kubeletish bench-proxy clean
+.PHONY: all build up down shell test test-short test-kubectl e2e test-e2e vet fmt bench bench-apiserver bench-controller bench-scheduler bench-scheduler-large bench-kubeletish bench-proxy bench-scale bench-scale-30k bench-smoke clean
 
 all: build
 
@@ -76,7 +76,7 @@ test-e2e: e2e
 
 # bench runs every benchmark; each figure is measured $(BENCH_COUNT) times
 # in the same run as its baseline. Compare runs with benchstat.
-bench: bench-apiserver bench-controller bench-scheduler bench-kubeletish bench-proxy
+bench: bench-apiserver bench-controller bench-scheduler bench-kubeletish bench-proxy bench-scale
 
 bench-apiserver:
 	$(GO) test ./apiserver/server -run '^$$' -bench '$(BENCH)' -benchtime 2000x -count $(BENCH_COUNT)
@@ -103,6 +103,23 @@ bench-kubeletish:
 # same pod's IP. Needs root.
 bench-proxy:
 	$(GO) test ./kubeletish/proxy/ -run '^$$' -bench . -benchtime 1x -count 3 -timeout 20m
+
+# bench-scale: end to end on 1,000 hollow nodes (kubeletish hollow: the
+# real node agent code over a runtime that runs nothing; no root): a
+# Deployment of 3,000 replicas to Running/Ready, then CPU and RSS of every
+# process over 30 s; prints a table, writes JSON to $(BENCH_OUT).
+BENCH_OUT ?= bench-scale.json
+bench-scale:
+	$(GO) run ./hack/bench/scale --nodes 1000 --replicas 3000 --out $(BENCH_OUT)
+
+# bench-scale-30k: the same, scaled to 30,000 pods before the window (~7 min).
+bench-scale-30k:
+	$(GO) run ./hack/bench/scale --nodes 1000 --replicas 3000 --steady-replicas 30000 --out $(BENCH_OUT)
+
+# bench-smoke: 50 hollow nodes, 300 replicas, under a minute (CI runs it so
+# that the benchmark never rots; its figures are printed, never asserted).
+bench-smoke:
+	$(GO) run ./hack/bench/scale --smoke --out $(BENCH_OUT)
 
 clean:
 	rm -rf $(BIN)
