@@ -53,6 +53,10 @@ type Config struct {
 // Agent keeps the Node object and its Lease.
 type Agent struct {
 	cfg Config
+	// lease is the Lease as last written: renewals update it directly
+	// (one request, as the kubelet does) and read it again only after a
+	// failed write. Only Run's goroutine touches it.
+	lease *coordv1.Lease
 }
 
 // New returns an agent.
@@ -226,7 +230,10 @@ func (a *Agent) Run(ctx context.Context) {
 		case <-lease.C:
 			a.renewLease(ctx)
 		case <-status.C:
-			n, err := a.cfg.Client.CoreV1().Nodes().Get(ctx, a.cfg.Name, metav1.GetOptions{})
+			// resourceVersion "0": served from the apiserver's watch cache,
+			// as the kubelet reads its Node; a stale copy only costs a
+			// conflict on the status write, retried on the next tick.
+			n, err := a.cfg.Client.CoreV1().Nodes().Get(ctx, a.cfg.Name, metav1.GetOptions{ResourceVersion: "0"})
 			if apierrors.IsNotFound(err) {
 				if _, err := a.Register(ctx); err != nil {
 					a.cfg.Log.Warn("re-registering node", zap.Error(err))
@@ -260,7 +267,8 @@ func (a *Agent) renewLease(ctx context.Context) {
 	}
 }
 
-// RenewLease creates or renews the node's Lease.
+// RenewLease creates or renews the node's Lease. Not safe for concurrent
+// use: Run calls it from its one goroutine.
 func (a *Agent) RenewLease(ctx context.Context) error {
 	leases := a.cfg.Client.CoordinationV1().Leases(LeaseNamespace)
 	now := metav1.NewMicroTime(a.cfg.Clock.Now())
@@ -268,13 +276,26 @@ func (a *Agent) RenewLease(ctx context.Context) error {
 	if dur < 1 {
 		dur = 1
 	}
+	if a.lease != nil {
+		l := a.lease.DeepCopy()
+		l.Spec.RenewTime, l.Spec.LeaseDurationSeconds = &now, &dur
+		if written, err := leases.Update(ctx, l, metav1.UpdateOptions{}); err == nil {
+			a.lease = written
+			return nil
+		}
+		// Changed or gone under us: read it again below.
+		a.lease = nil
+	}
 	l, err := leases.Get(ctx, a.cfg.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		holder := a.cfg.Name
-		_, err = leases.Create(ctx, &coordv1.Lease{
+		a.lease, err = leases.Create(ctx, &coordv1.Lease{
 			ObjectMeta: metav1.ObjectMeta{Name: a.cfg.Name, Namespace: LeaseNamespace},
 			Spec:       coordv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &dur, RenewTime: &now},
 		}, metav1.CreateOptions{})
+		if err != nil {
+			a.lease = nil
+		}
 		return err
 	}
 	if err != nil {
@@ -282,8 +303,10 @@ func (a *Agent) RenewLease(ctx context.Context) error {
 	}
 	l.Spec.RenewTime = &now
 	l.Spec.LeaseDurationSeconds = &dur
-	if _, err := leases.Update(ctx, l, metav1.UpdateOptions{}); err != nil {
+	written, err := leases.Update(ctx, l, metav1.UpdateOptions{})
+	if err != nil {
 		return fmt.Errorf("lease update: %w", err)
 	}
+	a.lease = written
 	return nil
 }
