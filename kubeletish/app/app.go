@@ -306,7 +306,15 @@ func (o *Options) Run(ctx context.Context) error {
 			}
 			return nil
 		}})
-	if err := wait.PollUntilContextCancel(ctx, 2*time.Second, true, func(ctx context.Context) (bool, error) {
+	// Everything below runs in one group: the first part to fail ends
+	// the others and the agent exits with its error (a supervisor restarts
+	// it), rather than living on with a node that looks Ready while, say,
+	// pods are no longer synced. The informers stop with the group.
+	g, gctx := errgroup.WithContext(ctx)
+	defer factory.Shutdown()
+	run := func(f func(context.Context) error) { g.Go(func() error { return f(gctx) }) }
+
+	if err := wait.PollUntilContextCancel(gctx, 2*time.Second, true, func(ctx context.Context) (bool, error) {
 		if _, err := agent.Register(ctx); err != nil {
 			log.Warn("registering node", zap.Error(err))
 			return false, nil
@@ -315,12 +323,17 @@ func (o *Options) Run(ctx context.Context) error {
 	}); err != nil {
 		return nil // ctx ended
 	}
-	go agent.Run(ctx)
+	run(func(ctx context.Context) error { agent.Run(ctx); return nil })
+	// The proxy and routes need no pod CIDR: they start now.
+	factory.Start(gctx.Done())
+	for _, f := range services {
+		run(f)
+	}
 
 	// Pods need the node's pod CIDR (their network, and the DNS address:
 	// the bridge's gateway address). The controller allocates it, or
 	// --pod-cidr gives it.
-	if err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+	if err := wait.PollUntilContextCancel(gctx, time.Second, true, func(ctx context.Context) (bool, error) {
 		cidr := o.PodCIDR
 		if cidr == "" {
 			nd, err := cs.CoreV1().Nodes().Get(ctx, o.NodeName, metav1.GetOptions{})
@@ -335,27 +348,27 @@ func (o *Options) Run(ctx context.Context) error {
 			return false, nil
 		}
 		if err := netm.SetPodCIDR(cidr); err != nil {
-			return false, fmt.Errorf("pod CIDR %s: %w", cidr, err)
+			log.Warn("setting up the pod network; retrying", zap.String("podCIDR", cidr), zap.Error(err))
+			return false, nil
 		}
 		return true, nil
 	}); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
+		return quiet(g.Wait()) // ctx ended, or a service failed meanwhile
 	}
 	log.Info("pod network ready", zap.String("podCIDR", netm.PodCIDR()), zap.Stringer("gateway", netm.GatewayIP()))
 
 	var clusterDNS string
 	if o.DNS {
 		d, err := dns.New(dns.Config{Addr: net.JoinHostPort(netm.GatewayIP().String(), "53"), Domain: o.ClusterDomain,
-			Upstream: o.DNSUpstream, Informers: factory, Log: log.Named("dns"), Registry: ms.Registry})
+			Upstream: o.DNSUpstream, ClusterCIDR: o.ClusterCIDR, NodeIP: o.NodeIP,
+			Informers: factory, Log: log.Named("dns"), Registry: ms.Registry})
 		if err != nil {
 			return fmt.Errorf("cluster DNS (--dns=false turns it off): %w", err)
 		}
 		ms.AddHealthz("dns", d.Healthz)
 		clusterDNS = netm.GatewayIP().String()
-		services = append(services, d.Run)
+		factory.Start(gctx.Done()) // the informers DNS asked for
+		run(d.Run)
 	}
 
 	pm := pod.New(pod.Config{NodeName: o.NodeName, HostIP: o.NodeIP, Client: cs, Runtime: rt, Log: log.Named("pod"),
@@ -369,15 +382,16 @@ func (o *Options) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	run(pm.Run)
+	return quiet(g.Wait())
+}
 
-	factory.Start(ctx.Done())
-	g, gctx := errgroup.WithContext(ctx)
-	for _, run := range services {
-		g.Go(func() error { return run(gctx) })
+// quiet is err, except that the end of the agent's context is a normal
+// stop, not a failure.
+func quiet(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
 	}
-	g.Go(func() error { return pm.Run(gctx) })
-	err = g.Wait()
-	factory.Shutdown()
 	return err
 }
 

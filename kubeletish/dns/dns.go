@@ -46,8 +46,16 @@ type Config struct {
 	// Domain is the cluster domain (default "cluster.local").
 	Domain string
 	// Upstream (host:port) answers names outside the cluster domain;
-	// empty: they get NXDOMAIN.
+	// empty: they are REFUSED, so that a stub resolver moves on to the
+	// pod's next nameserver (NXDOMAIN would be final).
 	Upstream string
+	// ClusterCIDR and NodeIP are who may ask: pods and this node (and
+	// loopback). Anyone else who can reach the bridge address (other
+	// nodes route the pod CIDR here) is REFUSED, so the server is never
+	// an open resolver nor a directory of the cluster's Services. Empty
+	// ClusterCIDR: every source is answered (tests).
+	ClusterCIDR string
+	NodeIP      string
 	// ForwardTimeout bounds one upstream exchange (default 2 s).
 	ForwardTimeout time.Duration
 	// Informers is the agent's shared factory; New registers the Service
@@ -61,6 +69,8 @@ type Config struct {
 // Server is the cluster DNS server.
 type Server struct {
 	cfg      Config
+	clients  *net.IPNet // ClusterCIDR parsed; nil: anyone
+	nodeIP   net.IP
 	log      *zap.Logger
 	metrics  *metrics
 	resolver *resolver
@@ -87,6 +97,14 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("dns: upstream %q must be host:port: %w", cfg.Upstream, err)
 		}
 	}
+	var clients *net.IPNet
+	if cfg.ClusterCIDR != "" {
+		_, n, err := net.ParseCIDR(cfg.ClusterCIDR)
+		if err != nil {
+			return nil, fmt.Errorf("dns: cluster CIDR %q: %w", cfg.ClusterCIDR, err)
+		}
+		clients = n
+	}
 	if cfg.Domain == "" {
 		cfg.Domain = DefaultDomain
 	}
@@ -108,6 +126,8 @@ func New(cfg Config) (*Server, error) {
 	eps := cfg.Informers.Discovery().V1().EndpointSlices()
 	s := &Server{
 		cfg:     cfg,
+		clients: clients,
+		nodeIP:  net.ParseIP(cfg.NodeIP),
 		log:     cfg.Log,
 		metrics: m,
 		synced:  []cache.InformerSynced{svc.Informer().HasSynced, eps.Informer().HasSynced},
@@ -222,16 +242,46 @@ func listen(addr string) (net.PacketConn, net.Listener, error) {
 	}
 }
 
+// maxUDPSize caps answers over UDP whatever the client advertises.
+const maxUDPSize = 1232
+
+// allowed tells whether a query from addr is answered: pods (ClusterCIDR),
+// this node, and loopback.
+func (s *Server) allowed(addr net.Addr) bool {
+	if s.clients == nil {
+		return true
+	}
+	var ip net.IP
+	switch a := addr.(type) {
+	case *net.UDPAddr:
+		ip = a.IP
+	case *net.TCPAddr:
+		ip = a.IP
+	default:
+		return false
+	}
+	return ip.IsLoopback() || s.clients.Contains(ip) || (s.nodeIP != nil && ip.Equal(s.nodeIP))
+}
+
 // serveDNS answers one query and records it.
 func (s *Server) serveDNS(ctx context.Context, w dns.ResponseWriter, req *dns.Msg) {
 	start := time.Now()
 	_, isTCP := w.RemoteAddr().(*net.TCPAddr)
-	resp, result := s.answer(ctx, req, isTCP)
+	var resp *dns.Msg
+	var result string
+	if s.allowed(w.RemoteAddr()) {
+		resp, result = s.answer(ctx, req, isTCP)
+	} else {
+		resp, result = new(dns.Msg), resultRefused
+		resp.SetRcode(req, dns.RcodeRefused)
+	}
 	limit := dns.MinMsgSize
 	if isTCP {
 		limit = dns.MaxMsgSize
 	} else if opt := req.IsEdns0(); opt != nil && int(opt.UDPSize()) > limit {
-		limit = int(opt.UDPSize())
+		// At most 1232 bytes over UDP (DNS flag day 2020): no
+		// fragmentation, and little to amplify.
+		limit = min(int(opt.UDPSize()), maxUDPSize)
 	}
 	// Truncate drops records that do not fit (setting TC for UDP, so the
 	// client retries over TCP) and compresses names when that is enough.
@@ -258,8 +308,11 @@ func (s *Server) answer(ctx context.Context, req *dns.Msg, isTCP bool) (*dns.Msg
 	q := req.Question[0]
 	if !s.resolver.inZone(q.Name) {
 		if s.cfg.Upstream == "" {
-			resp.SetRcode(req, dns.RcodeNameError)
-			return resp, resultNXDomain
+			// Not ours and no one to ask: REFUSED lets the stub resolver
+			// try the pod's next nameserver (dnsConfig), where NXDOMAIN
+			// would end the lookup.
+			resp.SetRcode(req, dns.RcodeRefused)
+			return resp, resultRefused
 		}
 		return s.forward(ctx, req, isTCP)
 	}

@@ -265,7 +265,7 @@ func TestAnswers(t *testing.T) {
 		{name: "svc is an empty non-terminal", qname: "svc.cluster.local.", qtype: dns.TypeA, answer: []string{}},
 		{name: "unknown kind in the zone", qname: "foo.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, answer: []string{}},
 		{name: "schema version", qname: "dns-version.cluster.local.", qtype: dns.TypeTXT, answer: []string{"TXT " + SchemaVersion}},
-		{name: "outside the domain, no upstream", qname: "example.org.", qtype: dns.TypeA, rcode: dns.RcodeNameError, answer: []string{}, notAA: true},
+		{name: "outside the domain, no upstream", qname: "example.org.", qtype: dns.TypeA, rcode: dns.RcodeRefused, answer: []string{}, notAA: true},
 		{name: "outside the domain, forwarded", qname: "example.org.", qtype: dns.TypeA, upstream: true, answer: []string{"A 192.0.2.1"}, notAA: true},
 		{name: "outside the domain, upstream NXDOMAIN", qname: "nope.example.", qtype: dns.TypeA, upstream: true, rcode: dns.RcodeNameError, answer: []string{}, notAA: true},
 		{name: "search-path expansion of an outside name", qname: "example.org.default" + d, qtype: dns.TypeA, upstream: true, rcode: dns.RcodeNameError, answer: []string{}},
@@ -321,9 +321,14 @@ func TestTruncation(t *testing.T) {
 	if b, _ := r.Pack(); len(b) > dns.MinMsgSize {
 		t.Errorf("UDP answer of %d bytes, over 512", len(b))
 	}
+	// EDNS0 raises the limit, but never above 1232 bytes over UDP.
 	r = s.query(t, "udp", name, dns.TypeA, 4096)
-	if r.Truncated || len(r.Answer) != 100 {
-		t.Errorf("UDP with EDNS0 4096: truncated %v with %d records, want all 100", r.Truncated, len(r.Answer))
+	if !r.Truncated || len(r.Answer) < 50 {
+		t.Errorf("UDP with EDNS0 4096: truncated %v with %d records, want truncated at 1232 bytes with more than 512 would hold", r.Truncated, len(r.Answer))
+	}
+	r.Compress = true
+	if b, _ := r.Pack(); len(b) > maxUDPSize {
+		t.Errorf("UDP answer of %d bytes, over %d", len(b), maxUDPSize)
 	}
 	if r.IsEdns0() == nil {
 		t.Error("EDNS0 query answered without OPT")
@@ -380,5 +385,30 @@ func TestNewValidates(t *testing.T) {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("New(%+v) = nil error", cfg)
 		}
+	}
+}
+
+func TestAllowedSources(t *testing.T) {
+	s, err := New(Config{Addr: "127.0.0.1:0", ClusterCIDR: "10.244.0.0/16", NodeIP: "10.250.0.2", Informers: informers.NewSharedInformerFactory(fake.NewClientset(), 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		addr net.Addr
+		want bool
+	}{
+		{&net.UDPAddr{IP: net.ParseIP("10.244.3.7"), Port: 5353}, true},  // a pod
+		{&net.TCPAddr{IP: net.ParseIP("10.244.0.1"), Port: 5353}, true},  // the bridge
+		{&net.UDPAddr{IP: net.ParseIP("10.250.0.2"), Port: 5353}, true},  // this node
+		{&net.UDPAddr{IP: net.ParseIP("127.0.0.1"), Port: 5353}, true},   // loopback
+		{&net.UDPAddr{IP: net.ParseIP("10.250.0.3"), Port: 5353}, false}, // another host
+		{&net.TCPAddr{IP: net.ParseIP("192.0.2.9"), Port: 5353}, false},  // anyone else
+	} {
+		if got := s.allowed(tc.addr); got != tc.want {
+			t.Errorf("allowed(%v) = %v, want %v", tc.addr, got, tc.want)
+		}
+	}
+	if open, _ := New(Config{Addr: "127.0.0.1:0", Informers: informers.NewSharedInformerFactory(fake.NewClientset(), 0)}); !open.allowed(&net.UDPAddr{IP: net.ParseIP("192.0.2.9")}) {
+		t.Error("without a cluster CIDR every source is answered")
 	}
 }
