@@ -96,10 +96,13 @@ func ConfList(bridge, podCIDR, ipamDir string) ([]byte, error) {
 		"cniVersion": "1.0.0",
 		"name":       "kubeish",
 		"plugins": []any{map[string]any{
-			"type":        "bridge",
-			"bridge":      bridge,
-			"isGateway":   true,
-			"ipMasq":      true,
+			"type":      "bridge",
+			"bridge":    bridge,
+			"isGateway": true,
+			// No NAT here: pods reach pods on other nodes with their own
+			// addresses; the service proxy masquerades what leaves the
+			// pod network (kubeletish/proxy).
+			"ipMasq":      false,
 			"hairpinMode": true,
 			"ipam": map[string]any{
 				"type": "host-local",

@@ -289,6 +289,14 @@ func Render(topo Topology, services []*v1.Service, slices []*discovery.EndpointS
 
 	// Fixed rules first: masquerade what was marked, and forward what
 	// we DNATed even when the FORWARD policy is DROP.
+	// Pods talk to each other without NAT, across nodes too (Kubernetes'
+	// network model; the CNI bridge's own ipMasq would hide every pod
+	// behind its node's address); what leaves the pod network goes out
+	// as the node, as flannel and kindnet do it.
+	if topo.ClusterCIDR != "" {
+		r.nat.rule(chainPostrouting, "-s", topo.ClusterCIDR, "!", "-d", topo.ClusterCIDR, "-m", "comment", "--comment",
+			quote("kubeish: pod traffic leaving the pod network"), "-j", "MASQUERADE", "--random-fully")
+	}
 	r.nat.rule(chainPostrouting, "-m", "mark", "!", "--mark", masqMark+"/"+masqMark, "-j", "RETURN")
 	// Clear the mark so a packet that traverses the stack again (e.g.
 	// re-encapsulated) is not masqueraded twice.
