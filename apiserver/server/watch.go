@@ -199,8 +199,11 @@ func (s *Server) watchStartFromStore(ctx context.Context, req *request, p *listP
 		}
 		return rev, result.Items, nil
 	}
-	if err := s.store.CheckRevision(ctx, prefix, rev); err != nil {
+	if err := s.store.CheckRevision(ctx, prefix, rev); errors.Is(err, storage.ErrCompacted) {
 		return 0, nil, apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d", rev))
+	} else if err != nil {
+		// etcd unreachable, say: not a reason to make the client relist.
+		return 0, nil, err
 	}
 	return rev, nil, nil
 }
@@ -230,7 +233,9 @@ func (s *Server) watchFromCache(ctx context.Context, req *request, p *listParams
 	if !initial && p.resourceVersion != "" && p.resourceVersion != "0" {
 		// The cache may still hold changes etcd has compacted, but the
 		// contract is etcd's: a compacted revision is Gone.
-		if err := s.store.CheckRevision(ctx, req.res.Prefix(req.namespace), opts.Revision); err != nil {
+		// Any other error (etcd briefly unreachable) leaves the cache to
+		// serve what it holds rather than sending every client to relist.
+		if err := s.store.CheckRevision(ctx, req.res.Prefix(req.namespace), opts.Revision); errors.Is(err, storage.ErrCompacted) {
 			return nil, apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d", opts.Revision))
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -244,13 +245,21 @@ func cpuUnready(p *corev1.Pod, m PodMetric, cpuInit, readinessDelay time.Duratio
 	return cond.Status == corev1.ConditionFalse && start.Add(readinessDelay).After(cond.LastTransitionTime.Time)
 }
 
-// podRequests sums each pod's container requests of res, in milli-units;
-// a container without one makes utilization meaningless.
+// podRequests sums each pod's container requests of res, in milli-units:
+// the app containers and the sidecars (restartable init containers),
+// whose usage the metrics count too; a container without one makes
+// utilization meaningless.
 func podRequests(pods []*corev1.Pod, res corev1.ResourceName) (map[string]int64, error) {
 	out := make(map[string]int64, len(pods))
 	for _, p := range pods {
 		var sum int64
-		for _, c := range p.Spec.Containers {
+		containers := slices.Clone(p.Spec.Containers)
+		for _, c := range p.Spec.InitContainers {
+			if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+				containers = append(containers, c)
+			}
+		}
+		for _, c := range containers {
 			q, ok := c.Resources.Requests[res]
 			if !ok {
 				return nil, fmt.Errorf("missing request for %s in container %s of Pod %s", res, c.Name, p.Name)

@@ -404,3 +404,25 @@ func TestRecordScale(t *testing.T) {
 		t.Fatalf("no change recorded an event: %+v", h)
 	}
 }
+
+func TestPodRequestsCountSidecars(t *testing.T) {
+	always := corev1.ContainerRestartPolicyAlways
+	req := func(cpu string) corev1.ResourceRequirements {
+		return corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)}}
+	}
+	p := &corev1.Pod{}
+	p.Name = "p"
+	p.Spec.InitContainers = []corev1.Container{
+		{Name: "setup", Resources: req("500m")},                         // runs to completion: not counted
+		{Name: "sidecar", RestartPolicy: &always, Resources: req("100m")}, // runs beside the app: counted
+	}
+	p.Spec.Containers = []corev1.Container{{Name: "app", Resources: req("100m")}}
+	got, err := podRequests([]*corev1.Pod{p}, corev1.ResourceCPU)
+	if err != nil || got["p"] != 200 {
+		t.Fatalf("podRequests = %v, %v; want 200m (app + sidecar)", got, err)
+	}
+	p.Spec.InitContainers[1].Resources = corev1.ResourceRequirements{}
+	if _, err := podRequests([]*corev1.Pod{p}, corev1.ResourceCPU); err == nil || !strings.Contains(err.Error(), "sidecar") {
+		t.Fatalf("a sidecar without a request: err %v, want one naming it", err)
+	}
+}

@@ -204,6 +204,13 @@ func (c *Controller) reconcile(ctx context.Context, key string, hpa *autoscaling
 	setCondition(hpa, c.now(), autoscalingv2.AbleToScale, corev1.ConditionTrue, "SucceededGetScale", "the HPA controller was able to get the target's current scale")
 
 	current := scale.Spec.Replicas
+	if h := c.historyOf(key); len(h.Recommendations) == 0 {
+		// A new autoscaler, or a new leader: the current size counts as a
+		// recommendation, so that the scale-down window holds it instead of
+		// collapsing every target on the first sync (Kubernetes'
+		// recordInitialRecommendation).
+		h.Recommendations = append(h.Recommendations, Recommendation{Replicas: current, At: c.now()})
+	}
 	minReplicas := ptr.Deref(hpa.Spec.MinReplicas, 1)
 	maxReplicas := hpa.Spec.MaxReplicas
 	behavior := EffectiveBehavior(hpa.Spec.Behavior, c.cfg.DownscaleStabilization)
