@@ -413,7 +413,7 @@ func TestPodRequestsCountSidecars(t *testing.T) {
 	p := &corev1.Pod{}
 	p.Name = "p"
 	p.Spec.InitContainers = []corev1.Container{
-		{Name: "setup", Resources: req("500m")},                         // runs to completion: not counted
+		{Name: "setup", Resources: req("500m")},                           // runs to completion: not counted
 		{Name: "sidecar", RestartPolicy: &always, Resources: req("100m")}, // runs beside the app: counted
 	}
 	p.Spec.Containers = []corev1.Container{{Name: "app", Resources: req("100m")}}
