@@ -143,10 +143,15 @@ type Scraper struct {
 }
 
 type cpuPoint struct {
-	at    time.Time
-	start time.Time
-	total uint64
+	at     time.Time // when the scraper received the reading
+	nodeAt time.Time // when the node says it read it (whole seconds)
+	start  time.Time
+	total  uint64
 }
+
+// windowAgreement is how close the node's and the scraper's measures of a
+// window must be for the node's to be used.
+const windowAgreement = 50 * time.Millisecond
 
 // New returns a scraper; Run starts it.
 func New(cfg Config) (*Scraper, error) {
@@ -383,10 +388,17 @@ func (s *Scraper) cpuUsage(key string, start time.Time, c *stats.CPUStats, recei
 		at = received
 	}
 	if c.UsageCoreNanoSeconds != nil {
-		cur := cpuPoint{at: received, start: start, total: *c.UsageCoreNanoSeconds}
+		cur := cpuPoint{at: received, nodeAt: at, start: start, total: *c.UsageCoreNanoSeconds}
 		next[key] = cur
 		if p, found := prev[key]; found && p.start.Equal(start) && cur.total >= p.total && cur.at.After(p.at) {
 			dt := cur.at.Sub(p.at)
+			// The node's clock timed its readings best, but its times
+			// travel in whole seconds: trust them when they agree with
+			// ours to within windowAgreement (they are then exact to
+			// about that), else time the window by our receipts.
+			if nd := cur.nodeAt.Sub(p.nodeAt); nd > 0 && (dt-nd).Abs() < windowAgreement {
+				dt = nd
+			}
 			rate := float64(cur.total-p.total) / dt.Seconds()
 			return *resource.NewScaledQuantity(int64(rate), resource.Nano), dt, at, true
 		}

@@ -237,4 +237,23 @@ func TestScrapeWindowFromReceiveTimes(t *testing.T) {
 	if !ok || n1.Usage.Cpu().MilliValue() != 500 || n1.Window.Duration != 2500*time.Millisecond {
 		t.Fatalf("n1: %+v, want 500m over 2.5s", n1)
 	}
+
+	// Node times 2 s apart (truncated), received 2.4 s apart: ours.
+	getter.mu.Lock()
+	getter.sum["n1"] = &stats.Summary{Node: stats.NodeStats{NodeName: "n1", CPU: cpu(t0.Add(2*time.Second), nil, u64(12.45e9)), Memory: mem(t0, 1)}}
+	getter.mu.Unlock()
+	clk.Step(2400 * time.Millisecond)
+	s.Scrape(context.Background())
+	if n1, _ = s.Node("n1"); n1.Usage.Cpu().MilliValue() != 500 || n1.Window.Duration != 2400*time.Millisecond {
+		t.Fatalf("n1: %+v, want 500m over 2.4s", n1)
+	}
+	// Node times 3 s apart, received 3.01 s apart: they agree, the node's.
+	getter.mu.Lock()
+	getter.sum["n1"] = &stats.Summary{Node: stats.NodeStats{NodeName: "n1", CPU: cpu(t0.Add(5*time.Second), nil, u64(13.95e9)), Memory: mem(t0, 1)}}
+	getter.mu.Unlock()
+	clk.Step(3010 * time.Millisecond)
+	s.Scrape(context.Background())
+	if n1, _ = s.Node("n1"); n1.Usage.Cpu().MilliValue() != 500 || n1.Window.Duration != 3*time.Second {
+		t.Fatalf("n1: %+v, want 500m over 3s", n1)
+	}
 }
