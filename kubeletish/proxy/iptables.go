@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -75,28 +76,43 @@ func (ipt *iptables) EnsureChain(ctx context.Context, table, chain string) error
 // already there (anywhere in it): idempotent, and it leaves other rules in
 // the chain alone.
 func (ipt *iptables) EnsureJump(ctx context.Context, j jumpRule) (bool, error) {
-	if ipt.hasRule(ctx, j) {
-		return false, nil
+	if has, err := ipt.hasRule(ctx, j); has || err != nil {
+		return false, err
 	}
 	_, err := ipt.run(ctx, ipt.iptables, nil, append([]string{"-w", "5", "-t", j.table, "-I", j.chain}, j.args...)...)
 	return err == nil, err
 }
 
-// hasRule reports whether a rule exists (iptables -C exits non-zero when it
-// does not, or when its target chain does not exist).
-func (ipt *iptables) hasRule(ctx context.Context, j jumpRule) bool {
+// hasRule reports whether a rule exists. iptables -C exits 1 when it does
+// not (or when its target chain does not exist); any other failure (the
+// xtables lock, say) is an error, not an answer, so that a transient one
+// never adds a second copy of a jump.
+func (ipt *iptables) hasRule(ctx context.Context, j jumpRule) (bool, error) {
 	_, err := ipt.run(ctx, ipt.iptables, nil, append([]string{"-w", "5", "-t", j.table, "-C", j.chain}, j.args...)...)
-	return err == nil
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &exit) && exit.ExitCode() == 1:
+		return false, nil
+	case errors.As(err, &exit) && (strings.Contains(err.Error(), "does not exist") || strings.Contains(err.Error(), "No chain/target/match")):
+		// The jump's target chain is gone (exit 2): so is the rule.
+		return false, nil
+	}
+	return false, err
 }
 
 // DeleteJump removes every copy of a jump rule.
 func (ipt *iptables) DeleteJump(ctx context.Context, j jumpRule) error {
-	for ipt.hasRule(ctx, j) {
+	for {
+		has, err := ipt.hasRule(ctx, j)
+		if !has || err != nil {
+			return err
+		}
 		if _, err := ipt.run(ctx, ipt.iptables, nil, append([]string{"-w", "5", "-t", j.table, "-D", j.chain}, j.args...)...); err != nil {
 			return err
 		}
 	}
-	return nil
 }
 
 // Chains lists the chains of a table, from iptables-save.

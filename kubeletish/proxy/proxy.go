@@ -180,7 +180,7 @@ func New(cfg Config) (*Proxier, error) {
 		ipt:       ipt,
 		conntrack: cfg.Conntrack,
 		trigger:   make(chan struct{}, 1),
-		lastUDP:   map[string]UDPPort{},
+		// lastUDP stays nil until the first sync: see there.
 	}
 	if err := lookPath(cfg.Conntrack, "removes stale UDP flows"); err != nil {
 		// Not fatal: a stale UDP flow then lasts until conntrack's
@@ -332,7 +332,12 @@ func (p *Proxier) sync(ctx context.Context, kind syncKind) (err error) {
 		// A missing jump means someone removed our rules (an
 		// iptables flush, a firewall reload): rewrite them all.
 		for _, j := range jumpRules {
-			if !p.ipt.hasRule(ctx, j) {
+			has, err := p.ipt.hasRule(ctx, j)
+			if err != nil {
+				p.log.Warn("checking a jump rule", zap.Error(err))
+				continue
+			}
+			if !has {
 				p.log.Info("jump rule missing; syncing in full", zap.String("table", j.table), zap.String("chain", j.chain))
 				kind = syncFull
 				break
@@ -407,7 +412,10 @@ func (p *Proxier) sync(ctx context.Context, kind syncKind) (err error) {
 
 	// After the restore: new packets of a deleted flow must already meet
 	// the new rules.
-	if p.conntrack != "" {
+	// The first sync after a start only records: the flows it finds are
+	// those of the rules a previous run left, which match what it just
+	// wrote, and a restarted agent must not disturb running pods' flows.
+	if p.conntrack != "" && p.lastUDP != nil {
 		for _, c := range staleUDP(p.lastUDP, r.UDP) {
 			if err := runConntrack(ctx, p.conntrack, c); err != nil {
 				p.log.Warn("removing stale UDP flows", zap.Error(err))

@@ -259,6 +259,15 @@ func (m *Manager) sync(h *netlink.Handle) (err error) {
 			m.log.Warn("a route not of ours is in the way; leaving it", r.fields()...)
 			continue
 		}
+		if errors.Is(err, unix.ENETUNREACH) {
+			// A peer whose InternalIP is not on a link of ours (another
+			// subnet): host-gw cannot reach its pods. Its pods are
+			// unreachable from here, but that is no reason to call this
+			// node unhealthy or to stop syncing the others.
+			conflicts++
+			m.log.Warn("a node's InternalIP is not on this node's links; no route to its pods (host-gw needs one L2 network)", r.fields()...)
+			continue
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("writing route %s (node %q): %w", r, r.Node, err))
 			continue
