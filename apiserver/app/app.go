@@ -216,6 +216,14 @@ func Start(ctx context.Context, o Options, log *zap.Logger, reg *prometheus.Regi
 		_, err := client.Get(ctx, "/registry/health", clientv3.WithCountOnly())
 		return err
 	}
+	var cache *cacher.Cacher
+	if o.WatchCache {
+		cache, err = cacher.New(cacher.Config{Store: store, Resources: cacher.Cacheable(registry.NewSet().All()),
+			Logger: log.Named("cacher"), Registerer: reg})
+		if err != nil {
+			return nil, err
+		}
+	}
 	var metricsSource server.MetricsSource
 	if o.MetricResolution > 0 {
 		getter := o.SummaryGetter
@@ -224,21 +232,13 @@ func Start(ctx context.Context, o Options, log *zap.Logger, reg *prometheus.Regi
 				Proxy: nil, MaxIdleConnsPerHost: 2, IdleConnTimeout: 2 * o.MetricResolution}}}
 		}
 		a.Metrics, err = metricsapi.New(metricsapi.Config{
-			Objects: storeLister{store: store, res: registry.NewSet()}, Getter: getter,
+			Objects: storeLister{store: store, cache: cache, res: registry.NewSet()}, Getter: getter,
 			Resolution: o.MetricResolution, NodeTimeout: o.MetricNodeTimeout, Log: log, Registerer: reg,
 		})
 		if err != nil {
 			return nil, err
 		}
 		metricsSource = a.Metrics
-	}
-	var cache *cacher.Cacher
-	if o.WatchCache {
-		cache, err = cacher.New(cacher.Config{Store: store, Resources: cacher.Cacheable(registry.NewSet().All()),
-			Logger: log.Named("cacher"), Registerer: reg})
-		if err != nil {
-			return nil, err
-		}
 	}
 	srv, err := server.New(server.Config{
 		Store: store, Resources: registry.NewSet(), Scheme: scheme, Allocator: alloc,
