@@ -452,6 +452,50 @@ func Normalize(h *History, in NormalizeInput) Decision {
 	return d
 }
 
+// NormalizeLegacy is Kubernetes' normalization for an autoscaler without
+// `behavior` (kubectl autoscale makes those): the highest recommendation
+// of the scale-down window (in.Behavior.ScaleDown's window, from
+// --horizontal-pod-autoscaler-downscale-stabilization), then at most
+// max(2 × current, 4) replicas up per sync, within min and max. It records
+// the proposal in h.
+func NormalizeLegacy(h *History, in NormalizeInput) Decision {
+	window := time.Duration(*in.Behavior.ScaleDown.StabilizationWindowSeconds) * time.Second
+	cutoff := in.Now.Add(-window)
+	stabilized := in.Desired
+	old := -1
+	for i, r := range h.Recommendations {
+		if r.At.Before(cutoff) {
+			old = i
+		} else if r.Replicas > stabilized {
+			stabilized = r.Replicas
+		}
+	}
+	if old >= 0 {
+		h.Recommendations[old] = Recommendation{Replicas: in.Desired, At: in.Now}
+	} else {
+		h.Recommendations = append(h.Recommendations, Recommendation{Replicas: in.Desired, At: in.Now})
+	}
+	d := Decision{Replicas: stabilized, StabilizeReason: "ReadyForNewScale", StabilizeMessage: "recommended size matches current size"}
+	if stabilized != in.Desired {
+		d.StabilizeReason, d.StabilizeMessage = "ScaleDownStabilized", "recent recommendations were higher than current one, applying the highest recent recommendation"
+	}
+	upLimit := max(2*in.Current, 4)
+	maxAllowed, reason, msg := in.Max, "TooManyReplicas", "the desired replica count is more than the maximum replica count"
+	if in.Max > upLimit {
+		maxAllowed, reason, msg = upLimit, "ScaleUpLimit", "the desired replica count is increasing faster than the maximum scale rate"
+	}
+	switch {
+	case stabilized < in.Min:
+		d.Replicas, d.LimitReason, d.LimitMessage = in.Min, "TooFewReplicas", "the desired replica count is less than the minimum replica count"
+	case stabilized > maxAllowed:
+		d.Replicas, d.LimitReason, d.LimitMessage = maxAllowed, reason, msg
+	default:
+		d.LimitReason, d.LimitMessage = "DesiredWithinRange", "the desired count is within the acceptable range"
+	}
+	d.Limited = d.Replicas != stabilized
+	return d
+}
+
 func (h *History) stabilize(in NormalizeInput) (int32, string, string) {
 	up := in.Desired
 	upCutoff := in.Now.Add(-time.Duration(*in.Behavior.ScaleUp.StabilizationWindowSeconds) * time.Second)

@@ -3,6 +3,7 @@ package hpa
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -424,5 +425,45 @@ func TestPodRequestsCountSidecars(t *testing.T) {
 	p.Spec.InitContainers[1].Resources = corev1.ResourceRequirements{}
 	if _, err := podRequests([]*corev1.Pod{p}, corev1.ResourceCPU); err == nil || !strings.Contains(err.Error(), "sidecar") {
 		t.Fatalf("a sidecar without a request: err %v, want one naming it", err)
+	}
+}
+
+// TestNormalizeLegacy: an autoscaler without behavior, as Kubernetes'
+// normalizeDesiredReplicas: up at most max(2×current, 4) per sync, down
+// held by the highest recommendation of the downscale window.
+func TestNormalizeLegacy(t *testing.T) {
+	b := EffectiveBehavior(nil, 300*time.Second)
+	at := func(ago time.Duration) time.Time { return t0.Add(-ago) }
+	for _, tc := range []struct {
+		name                     string
+		history                  []Recommendation
+		current, desired         int32
+		min, max                 int32
+		want                     int32
+		wantStabilize, wantLimit string
+	}{
+		{name: "1 up to 4 at most", current: 1, desired: 5, min: 1, max: 10, want: 4, wantStabilize: "ReadyForNewScale", wantLimit: "ScaleUpLimit"},
+		{name: "3 up to 6 at most", current: 3, desired: 7, min: 1, max: 10, want: 6, wantStabilize: "ReadyForNewScale", wantLimit: "ScaleUpLimit"},
+		{name: "max below the rate limit", current: 3, desired: 7, min: 1, max: 5, want: 5, wantStabilize: "ReadyForNewScale", wantLimit: "TooManyReplicas"},
+		{name: "within range", current: 4, desired: 6, min: 1, max: 10, want: 6, wantStabilize: "ReadyForNewScale", wantLimit: "DesiredWithinRange"},
+		{name: "down held by a recent higher recommendation", history: []Recommendation{{Replicas: 8, At: at(time.Minute)}},
+			current: 8, desired: 2, min: 1, max: 10, want: 8, wantStabilize: "ScaleDownStabilized", wantLimit: "DesiredWithinRange"},
+		{name: "down once the window passed", history: []Recommendation{{Replicas: 8, At: at(301 * time.Second)}},
+			current: 8, desired: 2, min: 1, max: 10, want: 2, wantStabilize: "ReadyForNewScale", wantLimit: "DesiredWithinRange"},
+		{name: "min clamps", current: 3, desired: 1, min: 2, max: 10, want: 2, wantStabilize: "ReadyForNewScale", wantLimit: "TooFewReplicas"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &History{Recommendations: slices.Clone(tc.history)}
+			d := NormalizeLegacy(h, NormalizeInput{Current: tc.current, Desired: tc.desired, Min: tc.min, Max: tc.max, Behavior: b, Now: t0})
+			if d.Replicas != tc.want || d.StabilizeReason != tc.wantStabilize || d.LimitReason != tc.wantLimit {
+				t.Fatalf("= %d (%s, %s), want %d (%s, %s)", d.Replicas, d.StabilizeReason, d.LimitReason, tc.want, tc.wantStabilize, tc.wantLimit)
+			}
+			if d.Limited != (tc.wantLimit != "DesiredWithinRange") {
+				t.Fatalf("Limited = %v with %s", d.Limited, d.LimitReason)
+			}
+			if n := len(h.Recommendations); n == 0 || !slices.ContainsFunc(h.Recommendations, func(r Recommendation) bool { return r.Replicas == tc.desired && r.At.Equal(t0) }) {
+				t.Fatalf("proposal not recorded: %+v", h.Recommendations)
+			}
+		})
 	}
 }

@@ -244,8 +244,12 @@ func (c *Controller) reconcile(ctx context.Context, key string, hpa *autoscaling
 		case proposed < current:
 			reason = "All metrics below target"
 		}
-		d := Normalize(c.historyOf(key), NormalizeInput{Current: current, Desired: proposed, Min: minReplicas, Max: maxReplicas,
-			Behavior: behavior, Now: c.now()})
+		in := NormalizeInput{Current: current, Desired: proposed, Min: minReplicas, Max: maxReplicas, Behavior: behavior, Now: c.now()}
+		normalize := Normalize
+		if hpa.Spec.Behavior == nil {
+			normalize = NormalizeLegacy // as Kubernetes does for an autoscaler without behavior
+		}
+		d := normalize(c.historyOf(key), in)
 		setCondition(hpa, c.now(), autoscalingv2.AbleToScale, corev1.ConditionTrue, d.StabilizeReason, "%s", d.StabilizeMessage)
 		limited := corev1.ConditionFalse
 		if d.Limited {
