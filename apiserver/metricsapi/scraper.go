@@ -115,7 +115,9 @@ type Config struct {
 	// NodeTimeout bounds one node's scrape (default and at most the
 	// resolution).
 	NodeTimeout time.Duration
-	// Parallel is how many nodes are scraped at once (default 16).
+	// Parallel is how many nodes are scraped at once (default 128): wide
+	// enough that a few nodes that hang for the whole NodeTimeout do not
+	// hold the round past its resolution.
 	Parallel int
 	Clock    clock.WithTicker
 	Log      *zap.Logger
@@ -165,7 +167,7 @@ func New(cfg Config) (*Scraper, error) {
 		cfg.NodeTimeout = cfg.Resolution
 	}
 	if cfg.Parallel <= 0 {
-		cfg.Parallel = 16
+		cfg.Parallel = 128
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
