@@ -11,9 +11,8 @@ import (
 )
 
 // storeLister lists nodes and pods for the metrics scraper: from the watch
-// cache when there is one (a round needs no fresher view than the cache's,
-// and 30,000 pods decoded from etcd every resolution would cost more than
-// the scrape), else straight from the store.
+// cache when there is one (30,000 pods decoded from etcd every resolution
+// would cost more than the scrape), else straight from the store.
 type storeLister struct {
 	store *storage.Store
 	cache *cacher.Cacher // nil: no watch cache
@@ -25,7 +24,12 @@ func listAll[T any](ctx context.Context, l storeLister, resource string) ([]T, e
 	var result *storage.ListResult
 	var err error
 	if c := l.cache.For(r); c != nil {
-		result, err = c.List(ctx, r.Prefix(""), cacher.ListOptions{})
+		// As fresh as a quorum read (a pod created just before the round
+		// is in it), for the price of one revision read: the cache waits
+		// until it has caught up with etcd's current revision.
+		if rev, rerr := l.store.Revision(ctx); rerr == nil {
+			result, err = c.List(ctx, r.Prefix(""), cacher.ListOptions{MinRevision: rev})
+		}
 	}
 	if result == nil || err != nil {
 		// No cache, or it is still loading.
