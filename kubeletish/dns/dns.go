@@ -46,8 +46,7 @@ type Config struct {
 	// Domain is the cluster domain (default "cluster.local").
 	Domain string
 	// Upstream (host:port) answers names outside the cluster domain;
-	// empty: they are REFUSED, so that a stub resolver moves on to the
-	// pod's next nameserver (NXDOMAIN would be final).
+	// empty: they get NXDOMAIN.
 	Upstream string
 	// ClusterCIDR and NodeIP are who may ask: pods and this node (and
 	// loopback). Anyone else who can reach the bridge address (other
@@ -308,11 +307,12 @@ func (s *Server) answer(ctx context.Context, req *dns.Msg, isTCP bool) (*dns.Msg
 	q := req.Question[0]
 	if !s.resolver.inZone(q.Name) {
 		if s.cfg.Upstream == "" {
-			// Not ours and no one to ask: REFUSED lets the stub resolver
-			// try the pod's next nameserver (dnsConfig), where NXDOMAIN
-			// would end the lookup.
-			resp.SetRcode(req, dns.RcodeRefused)
-			return resp, resultRefused
+			// Not ours and no one to ask: NXDOMAIN, as the Services issue
+			// asks. (REFUSED would let a stub resolver try a pod's next
+			// dnsConfig nameserver; --dns-upstream is the way to reach
+			// outside names.)
+			resp.SetRcode(req, dns.RcodeNameError)
+			return resp, resultNXDomain
 		}
 		return s.forward(ctx, req, isTCP)
 	}

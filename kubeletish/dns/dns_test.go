@@ -265,7 +265,7 @@ func TestAnswers(t *testing.T) {
 		{name: "svc is an empty non-terminal", qname: "svc.cluster.local.", qtype: dns.TypeA, answer: []string{}},
 		{name: "unknown kind in the zone", qname: "foo.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, answer: []string{}},
 		{name: "schema version", qname: "dns-version.cluster.local.", qtype: dns.TypeTXT, answer: []string{"TXT " + SchemaVersion}},
-		{name: "outside the domain, no upstream", qname: "example.org.", qtype: dns.TypeA, rcode: dns.RcodeRefused, answer: []string{}, notAA: true},
+		{name: "outside the domain, no upstream", qname: "example.org.", qtype: dns.TypeA, rcode: dns.RcodeNameError, answer: []string{}, notAA: true},
 		{name: "outside the domain, forwarded", qname: "example.org.", qtype: dns.TypeA, upstream: true, answer: []string{"A 192.0.2.1"}, notAA: true},
 		{name: "outside the domain, upstream NXDOMAIN", qname: "nope.example.", qtype: dns.TypeA, upstream: true, rcode: dns.RcodeNameError, answer: []string{}, notAA: true},
 		{name: "search-path expansion of an outside name", qname: "example.org.default" + d, qtype: dns.TypeA, upstream: true, rcode: dns.RcodeNameError, answer: []string{}},
