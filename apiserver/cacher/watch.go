@@ -187,31 +187,7 @@ func (w *watcher) filter(ev storage.Event) (watch.EventType, runtime.Object) {
 			return "", nil
 		}
 	}
-	match := w.opts.Predicate
-	if match == nil {
-		return ev.Type, ev.Object
-	}
-	switch ev.Type {
-	case watch.Added, watch.Deleted:
-		if match(ev.Object) {
-			return ev.Type, ev.Object
-		}
-	case watch.Modified:
-		now := match(ev.Object)
-		before := now
-		if ev.Prev != nil {
-			before = match(ev.Prev)
-		}
-		switch {
-		case now && before:
-			return watch.Modified, ev.Object
-		case now:
-			return watch.Added, ev.Object
-		case before:
-			return watch.Deleted, ev.Object
-		}
-	}
-	return "", nil
+	return storage.FilterEvent(ev, w.opts.Predicate)
 }
 
 // metrics are the cache's, with Kubernetes' names where it has them.

@@ -163,7 +163,7 @@ func (s *Server) watch(req *request, p *listParams) error {
 				return nil
 			}
 		}
-		typ, obj := filterEvent(ev, match)
+		typ, obj := storage.FilterEvent(ev, match)
 		switch typ {
 		case "":
 			continue
@@ -247,35 +247,6 @@ func (s *Server) watchFromCache(ctx context.Context, req *request, p *listParams
 		return nil, nil
 	}
 	return w, nil
-}
-
-// filterEvent turns a store event into what a watcher with a selector sees:
-// an object that starts matching is ADDED, one that stops is DELETED.
-func filterEvent(ev storage.Event, match func(runtime.Object) bool) (watch.EventType, runtime.Object) {
-	if ev.Type == watch.Bookmark || ev.Type == watch.Error || match == nil {
-		return ev.Type, ev.Object
-	}
-	switch ev.Type {
-	case watch.Added, watch.Deleted:
-		if match(ev.Object) {
-			return ev.Type, ev.Object
-		}
-	case watch.Modified:
-		now := match(ev.Object)
-		before := now
-		if ev.Prev != nil {
-			before = match(ev.Prev)
-		}
-		switch {
-		case now && before:
-			return watch.Modified, ev.Object
-		case now:
-			return watch.Added, ev.Object
-		case before:
-			return watch.Deleted, ev.Object
-		}
-	}
-	return "", nil
 }
 
 // bookmark is an object of the watched kind carrying only a revision.

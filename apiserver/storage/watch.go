@@ -147,3 +147,32 @@ func (s *Store) convert(e *clientv3.Event, newFunc func() runtime.Object) (Event
 		return Event{Type: watch.Modified, Object: obj, Prev: prev, Revision: rev}, nil
 	}
 }
+
+// FilterEvent turns a store event into what a watcher with a selector sees:
+// an object that starts matching is ADDED, one that stops is DELETED.
+func FilterEvent(ev Event, match func(runtime.Object) bool) (watch.EventType, runtime.Object) {
+	if ev.Type == watch.Bookmark || ev.Type == watch.Error || match == nil {
+		return ev.Type, ev.Object
+	}
+	switch ev.Type {
+	case watch.Added, watch.Deleted:
+		if match(ev.Object) {
+			return ev.Type, ev.Object
+		}
+	case watch.Modified:
+		now := match(ev.Object)
+		before := now
+		if ev.Prev != nil {
+			before = match(ev.Prev)
+		}
+		switch {
+		case now && before:
+			return watch.Modified, ev.Object
+		case now:
+			return watch.Added, ev.Object
+		case before:
+			return watch.Deleted, ev.Object
+		}
+	}
+	return "", nil
+}

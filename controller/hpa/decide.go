@@ -567,49 +567,43 @@ func changeInPeriod(periodSeconds int32, events []ScaleEvent, now time.Time) int
 	return n
 }
 
-// scaleUpLimit is the highest count the scale-up policies allow now: each
-// policy from the count at the start of its period; Max picks the most
-// permissive, Min the strictest, Disabled none.
+// scaleUpLimit is the highest count the scale-up policies allow now.
 func scaleUpLimit(current int32, ups, downs []ScaleEvent, r *autoscalingv2.HPAScalingRules, now time.Time) int32 {
+	return policyLimit(current, ups, downs, r, now, true)
+}
+
+// scaleDownLimit is the lowest count the scale-down policies allow now.
+func scaleDownLimit(current int32, ups, downs []ScaleEvent, r *autoscalingv2.HPAScalingRules, now time.Time) int32 {
+	return policyLimit(current, ups, downs, r, now, false)
+}
+
+// policyLimit is the count the rules allow in one direction: each policy
+// from the count at the start of its period; Max picks the most
+// permissive, Min the strictest, Disabled none (Kubernetes'
+// calculateScale{Up,Down}LimitWithScalingRules, rounding up going up and
+// down going down).
+func policyLimit(current int32, ups, downs []ScaleEvent, r *autoscalingv2.HPAScalingRules, now time.Time, up bool) int32 {
 	sel := ptr.Deref(r.SelectPolicy, autoscalingv2.MaxChangePolicySelect)
 	if sel == autoscalingv2.DisabledPolicySelect {
 		return current
 	}
+	// "Most permissive" is the highest count going up, the lowest going down.
+	permissive := up == (sel != autoscalingv2.MinChangePolicySelect)
 	result, pick := int32(math.MinInt32), func(a, b int32) int32 { return max(a, b) }
-	if sel == autoscalingv2.MinChangePolicySelect {
+	if !permissive {
 		result, pick = math.MaxInt32, func(a, b int32) int32 { return min(a, b) }
 	}
 	for _, p := range r.Policies {
 		start := current - changeInPeriod(p.PeriodSeconds, ups, now) + changeInPeriod(p.PeriodSeconds, downs, now)
 		var proposed int32
-		switch p.Type {
-		case autoscalingv2.PodsScalingPolicy:
+		switch {
+		case p.Type == autoscalingv2.PodsScalingPolicy && up:
 			proposed = start + p.Value
-		case autoscalingv2.PercentScalingPolicy:
-			proposed = int32(math.Ceil(float64(start) * (1 + float64(p.Value)/100)))
-		}
-		result = pick(result, proposed)
-	}
-	return result
-}
-
-// scaleDownLimit is the lowest count the scale-down policies allow now.
-func scaleDownLimit(current int32, ups, downs []ScaleEvent, r *autoscalingv2.HPAScalingRules, now time.Time) int32 {
-	sel := ptr.Deref(r.SelectPolicy, autoscalingv2.MaxChangePolicySelect)
-	if sel == autoscalingv2.DisabledPolicySelect {
-		return current
-	}
-	result, pick := int32(math.MaxInt32), func(a, b int32) int32 { return min(a, b) }
-	if sel == autoscalingv2.MinChangePolicySelect {
-		result, pick = math.MinInt32, func(a, b int32) int32 { return max(a, b) }
-	}
-	for _, p := range r.Policies {
-		start := current - changeInPeriod(p.PeriodSeconds, ups, now) + changeInPeriod(p.PeriodSeconds, downs, now)
-		var proposed int32
-		switch p.Type {
-		case autoscalingv2.PodsScalingPolicy:
+		case p.Type == autoscalingv2.PodsScalingPolicy:
 			proposed = start - p.Value
-		case autoscalingv2.PercentScalingPolicy:
+		case p.Type == autoscalingv2.PercentScalingPolicy && up:
+			proposed = int32(math.Ceil(float64(start) * (1 + float64(p.Value)/100)))
+		case p.Type == autoscalingv2.PercentScalingPolicy:
 			proposed = int32(float64(start) * (1 - float64(p.Value)/100))
 		}
 		result = pick(result, proposed)
