@@ -59,6 +59,16 @@ type Options struct {
 	MetricResolution time.Duration
 	// MetricNodeTimeout bounds one node's scrape.
 	MetricNodeTimeout time.Duration
+	// Profiling serves Go's /debug/pprof (to authorized users).
+	Profiling bool
+	// Security: TLS, authentication, authorization (security.go).
+	Security SecurityOptions
+	// Limits against abuse: in-flight requests, watches per user, request
+	// timeouts (limits.go).
+	Limits LimitOptions
+	// EncryptionKeyFile, when set, makes Secrets encrypted at rest
+	// (encryption.go).
+	EncryptionKeyFile string
 	Log               logging.Options
 
 	// SummaryGetter replaces the HTTP reads of nodes' /stats/summary
@@ -101,6 +111,10 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "how long in-flight requests may take to finish on shutdown")
 	fs.DurationVar(&o.MetricResolution, "metric-resolution", o.MetricResolution, "how often every Ready node's /stats/summary is scraped for the resource metrics API (metrics.k8s.io, kubectl top, the autoscaler); 0 turns the API off")
 	fs.DurationVar(&o.MetricNodeTimeout, "metric-node-timeout", o.MetricNodeTimeout, "how long one node's /stats/summary may take before the node is left out of a round (at most --metric-resolution)")
+	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "serve Go's /debug/pprof (to users allowed the nonResourceURL /debug/pprof)")
+	fs.StringVar(&o.EncryptionKeyFile, "encryption-key-file", o.EncryptionKeyFile, "file of AES-GCM keys; when set, Secrets are stored encrypted in etcd")
+	o.Security.AddFlags(fs)
+	o.Limits.AddFlags(fs)
 	o.Log.AddFlags(fs)
 }
 
@@ -204,7 +218,11 @@ func Start(ctx context.Context, o Options, log *zap.Logger, reg *prometheus.Regi
 	a.EtcdClient = client
 
 	scheme := registry.NewScheme()
-	store, err := storage.New(storage.Config{Client: client, Codec: registry.NewStorageCodec(scheme), Registerer: reg})
+	codec, err := storageCodec(registry.NewStorageCodec(scheme), o.EncryptionKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	store, err := storage.New(storage.Config{Client: client, Codec: codec, Registerer: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -291,7 +309,7 @@ func Start(ctx context.Context, o Options, log *zap.Logger, reg *prometheus.Regi
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	a.http = &http.Server{
-		Handler:           http.MaxBytesHandler(srv, MaxRequestBytes+1),
+		Handler:           a.handlerChain(srv),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 		BaseContext:       func(net.Listener) context.Context { return runCtx },

@@ -57,6 +57,9 @@ func New(o *Options, cfg *rest.Config, log *zap.Logger) (*Controller, error) {
 		return nil, err
 	}
 	srv := metrics.NewServer()
+	if o.Profiling {
+		srv.EnableProfiling()
+	}
 	metrics.RegisterWorkqueueMetrics(srv.Registry)
 	c := &Controller{opts: o, config: rest.CopyConfig(cfg), log: log, metrics: srv, loopM: loop.NewMetrics(srv.Registry)}
 	c.leader = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "kubeish", Subsystem: "controller", Name: "leader",

@@ -24,6 +24,8 @@ type Options struct {
 
 	// BindAddress serves /metrics, /healthz and /readyz.
 	BindAddress string
+	// Profiling serves Go's /debug/pprof on BindAddress.
+	Profiling bool
 
 	ClusterCIDR      string
 	NodeCIDRMaskSize int
@@ -89,6 +91,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	o.LeaderElection.AddFlags(fs)
 	o.Logging.AddFlags(fs)
 	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress, "address for /metrics, /healthz and /readyz (host:port; port 0 picks a free one)")
+	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "serve Go's /debug/pprof on --bind-address")
 	fs.StringVar(&o.ClusterCIDR, "cluster-cidr", o.ClusterCIDR, "CIDR the nodes' pod CIDRs are carved from")
 	fs.IntVar(&o.NodeCIDRMaskSize, "node-cidr-mask-size", o.NodeCIDRMaskSize, "prefix length of each node's pod CIDR (24: 256 addresses per node)")
 	fs.BoolVar(&o.AllocateCIDRs, "allocate-node-cidrs", o.AllocateCIDRs, "allocate each new node a pod CIDR from --cluster-cidr")

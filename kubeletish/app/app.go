@@ -44,8 +44,10 @@ type Options struct {
 	Client  *client.Options
 	Logging logging.Options
 
-	NodeName            string
-	NodeIP              string
+	NodeName string
+	NodeIP   string
+	// Profiling serves Go's /debug/pprof on the agent's port.
+	Profiling           bool
 	Address             string
 	Port                int
 	ContainerdAddress   string
@@ -118,6 +120,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	o.Client.AddFlags(fs)
 	o.Logging.AddFlags(fs)
 	fs.StringVar(&o.NodeName, "node-name", o.NodeName, "name of this node (default: the hostname)")
+	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "serve Go's /debug/pprof on the agent's port")
 	fs.StringVar(&o.NodeIP, "node-ip", o.NodeIP, "address published as the node's InternalIP (required)")
 	fs.StringVar(&o.Address, "address", o.Address, "address the logs/metrics/healthz server listens on")
 	fs.IntVar(&o.Port, "port", o.Port, "port of the logs/metrics/healthz server (0: any free port)")
@@ -257,6 +260,9 @@ func (o *Options) Run(ctx context.Context) error {
 	// EndpointSlices, Nodes: one watch each for the whole agent); each
 	// registers what it needs in New, and it starts once all have.
 	ms := metrics.NewServer()
+	if o.Profiling {
+		ms.EnableProfiling()
+	}
 	factory := informers.NewSharedInformerFactory(cs, 0)
 	var services []func(context.Context) error
 	if o.Proxy {

@@ -26,6 +26,7 @@ type Options struct {
 	NamePrefix      string
 	NodeIP          string
 	Address         string
+	Profiling       bool
 	Port            int
 	PodCIDRRange    string
 	PodCIDRMaskSize int
@@ -68,6 +69,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.NamePrefix, "name-prefix", o.NamePrefix, "node names are this prefix and 0, 1, …")
 	fs.StringVar(&o.NodeIP, "node-ip", o.NodeIP, "InternalIP of every hollow node (keep it a loopback address: the apiserver sends log and stats requests there)")
 	fs.StringVar(&o.Address, "address", o.Address, "address of the healthz/metrics server")
+	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "serve Go's /debug/pprof on --address:--port")
 	fs.IntVar(&o.Port, "port", o.Port, "port of the healthz/metrics server, published as every node's kubelet port (0: any free port)")
 	fs.StringVar(&o.PodCIDRRange, "pod-cidr-range", o.PodCIDRRange, "give node i the i-th --pod-cidr-mask-size subnet of this range at registration (default: wait for the controller's allocation, spec.podCIDR)")
 	fs.IntVar(&o.PodCIDRMaskSize, "pod-cidr-mask-size", o.PodCIDRMaskSize, "prefix length of each node's pod CIDR with --pod-cidr-range")
@@ -123,6 +125,9 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	defer cleanup()
 	ms := metrics.NewServer()
+	if o.Profiling {
+		ms.EnableProfiling()
+	}
 	addr, err := ms.Serve(ctx, net.JoinHostPort(o.Address, strconv.Itoa(o.Port)), log)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"sync"
 	"time"
@@ -48,6 +49,16 @@ func NewServer() *Server {
 
 // Handle adds a handler on the server's mux (e.g. a debug page).
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// EnableProfiling serves Go's /debug/pprof pages on the server (behind each
+// binary's --profiling flag).
+func (s *Server) EnableProfiling() {
+	s.mux.HandleFunc("/debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+}
 
 // AddHealthz adds a liveness check; AddReadyz a readiness check.
 func (s *Server) AddHealthz(name string, c Check) { s.mu.Lock(); s.healthz[name] = c; s.mu.Unlock() }

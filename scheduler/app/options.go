@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -203,11 +202,7 @@ func NewForConfig(o *Options, cfg *rest.Config, log *zap.Logger) (*App, error) {
 		return nil
 	})
 	if o.Profiling {
-		a.metrics.Handle("/debug/pprof/", http.HandlerFunc(pprof.Index))
-		a.metrics.Handle("/debug/pprof/cmdline", http.HandlerFunc(pprof.Cmdline))
-		a.metrics.Handle("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
-		a.metrics.Handle("/debug/pprof/symbol", http.HandlerFunc(pprof.Symbol))
-		a.metrics.Handle("/debug/pprof/trace", http.HandlerFunc(pprof.Trace))
+		a.metrics.EnableProfiling()
 	}
 	return a, nil
 }

@@ -1,0 +1,29 @@
+package app
+
+import (
+	"net/http"
+	"net/http/pprof"
+)
+
+// handlerChain wraps the API's routes in the filters every request passes,
+// outermost first: the body limit, the request timeout, authentication
+// (the user goes into the context), the in-flight limit, the per-user
+// watch limit; authorization runs in the routes, which know the resource.
+func (a *APIServer) handlerChain(api http.Handler) http.Handler {
+	h := api
+	if a.opts.Profiling {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.Handle("/", api)
+		h = mux
+	}
+	h = a.withWatchLimit(h)
+	h = a.withMaxInFlight(h)
+	h = a.withAuthentication(h)
+	h = a.withTimeout(h)
+	return http.MaxBytesHandler(h, MaxRequestBytes+1)
+}
