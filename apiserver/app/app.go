@@ -111,7 +111,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "how long in-flight requests may take to finish on shutdown")
 	fs.DurationVar(&o.MetricResolution, "metric-resolution", o.MetricResolution, "how often every Ready node's /stats/summary is scraped for the resource metrics API (metrics.k8s.io, kubectl top, the autoscaler); 0 turns the API off")
 	fs.DurationVar(&o.MetricNodeTimeout, "metric-node-timeout", o.MetricNodeTimeout, "how long one node's /stats/summary may take before the node is left out of a round (at most --metric-resolution)")
-	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "serve Go's /debug/pprof (to users allowed the nonResourceURL /debug/pprof)")
+	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "serve Go's /debug/pprof (to users allowed the non-resource URL /debug/pprof/*)")
 	fs.StringVar(&o.EncryptionKeyFile, "encryption-key-file", o.EncryptionKeyFile, "file of AES-GCM keys; when set, Secrets are stored encrypted in etcd")
 	o.Security.AddFlags(fs)
 	o.Limits.AddFlags(fs)
@@ -266,6 +266,7 @@ func Start(ctx context.Context, o Options, log *zap.Logger, reg *prometheus.Regi
 		NodeClient:       &http.Client{Timeout: 0, Transport: &http.Transport{ResponseHeaderTimeout: 30 * time.Second}},
 		Metrics:          metricsSource,
 		Cache:            cache,
+		Profiling:        o.Profiling,
 	})
 	if err != nil {
 		return nil, err

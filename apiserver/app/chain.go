@@ -1,9 +1,6 @@
 package app
 
-import (
-	"net/http"
-	"net/http/pprof"
-)
+import "net/http"
 
 // handlerChain wraps the API's routes in the filters every request passes,
 // outermost first: the body limit, the request timeout, authentication
@@ -11,16 +8,6 @@ import (
 // watch limit; authorization runs in the routes, which know the resource.
 func (a *APIServer) handlerChain(api http.Handler) http.Handler {
 	h := api
-	if a.opts.Profiling {
-		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		mux.Handle("/", api)
-		h = mux
-	}
 	h = a.withWatchLimit(h)
 	h = a.withMaxInFlight(h)
 	h = a.withAuthentication(h)

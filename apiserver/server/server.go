@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -49,6 +50,8 @@ type Config struct {
 	// from memory (see apiserver/cacher); nil serves all of them from etcd.
 	// The caller runs it (Cacher.Run).
 	Cache *cacher.Cacher
+	// Profiling serves Go's /debug/pprof.
+	Profiling bool
 }
 
 // Server serves the Kubernetes-compatible API.
@@ -107,6 +110,13 @@ func (s *Server) routes() {
 	r.HandleFunc("/livez", s.healthz)
 	r.HandleFunc("/readyz", s.readyz)
 	r.HandleFunc("/version", s.version)
+	if s.cfg.Profiling {
+		r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		r.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		r.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index)
+	}
 	r.HandleFunc("/openapi/v3", s.openAPIIndex)
 	r.PathPrefix("/openapi/v3/").HandlerFunc(s.openAPIGroupVersion)
 	r.HandleFunc("/api", s.discoveryAPI)
