@@ -173,6 +173,7 @@ func NewRootCommand(ctx context.Context, s Streams) *cobra.Command {
 		newAPIResourcesCommand(f, s),
 		newVersionCommand(f, s),
 		newImageCommand(f, s),
+		newPKICommand(s),
 	)
 	return root
 }
