@@ -150,18 +150,38 @@ setup_network() {
   done
 }
 
-write_kubeconfigs() {
-  mkdir -p "$DATA_DIR"
-  # Components on the simulated hosts talk to the apiserver directly.
-  cat > "$DATA_DIR/cluster.kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters: [{name: kubeish, cluster: {server: "http://$CP_IP:$API_PORT"}}]
-users: [{name: kubeish, user: {}}]
-contexts: [{name: kubeish, context: {cluster: kubeish, user: kubeish}}]
-current-context: kubeish
-EOF
-  local args=(--server "http://127.0.0.1:$API_PORT")
+# setup_pki makes (once) the cluster CA in $PKI, the apiserver's --cert-dir,
+# and issues every identity the cluster uses: the components' and nodes'
+# kubeconfigs, the nodes' serving certificates, the admin's kubeconfig (a
+# client certificate in system:masters, merged into the user's kubeconfig as
+# context "kubeish") and an admin bearer token for curl. Secrets are
+# encrypted at rest with a key made here. Nothing is reissued while valid,
+# so a restarted cluster keeps its credentials.
+PKI=
+setup_pki() {
+  PKI=$DATA_DIR/pki
+  local server=https://$CP_IP:$API_PORT
+  "$BIN/kctl" pki init --ca-dir "$PKI" >/dev/null
+  issue() { # FILE ARGS...: a kubeconfig, unless it exists
+    local file=$1; shift
+    [ -s "$file" ] || "$BIN/kctl" pki kubeconfig --ca-dir "$PKI" -o "$file" "$@"
+  }
+  issue "$PKI/admin.kubeconfig" --user kubeish-admin --group system:masters --server "https://127.0.0.1:$API_PORT"
+  issue "$PKI/controller.kubeconfig" --user system:kube-controller-manager --server "$server"
+  issue "$PKI/scheduler.kubeconfig" --user system:kube-scheduler --server "$server"
+  local n
+  for n in $(seq 1 "$NODES"); do
+    [ -s "$PKI/nodes/node-$n/kubeconfig" ] || "$BIN/kctl" pki node "node-$n" --ca-dir "$PKI" \
+      --ip "$(node_ip "$n")" --server "$server" -o "$PKI/nodes/node-$n" >/dev/null
+  done
+  if [ ! -s "$PKI/tokens.csv" ]; then
+    (umask 077; "$BIN/kctl" pki token kubeish-admin --group system:masters > "$PKI/tokens.csv")
+  fi
+  (umask 077; cut -d, -f1 "$PKI/tokens.csv" | head -1 > "$DATA_DIR/admin.token")
+  if [ ! -s "$PKI/encryption.keys" ]; then
+    (umask 077; echo "key1:$(head -c 32 /dev/urandom | base64)" > "$PKI/encryption.keys")
+  fi
+  local args=(--from "$PKI/admin.kubeconfig")
   [ -n "$KUBECONFIG_FILE" ] && args+=(--kubeconfig "$KUBECONFIG_FILE")
   "$BIN/localup" kubeconfig set "${args[@]}"
 }
@@ -183,21 +203,21 @@ EOF
 
 start_control_plane() {
   start apiserver $CP_NS "$BIN/apiserver" \
-    --listen-address "$CP_IP:$API_PORT" --insecure-allow-remote \
-    --advertise-address "$CP_IP" \
+    --listen-address "$CP_IP:$API_PORT" --advertise-address "$CP_IP" \
+    --cert-dir "$PKI" --tls-san 127.0.0.1 --token-auth-file "$PKI/tokens.csv" \
+    --encryption-key-file "$PKI/encryption.keys" --metrics-anonymous \
     --data-dir "$DATA_DIR/apiserver" \
     --etcd-listen-client-url http://127.0.0.1:2379 --etcd-listen-peer-url http://127.0.0.1:2380 \
     --service-cluster-ip-range "$SERVICE_CIDR" --log-level "$LOG_LEVEL"
   start forwarder "" "$BIN/localup" forward --listen "127.0.0.1:$API_PORT" \
     --netns /run/netns/$CP_NS --target "$CP_IP:$API_PORT"
-  wait_for "the apiserver" 60 curl -fsS -o /dev/null "http://127.0.0.1:$API_PORT/readyz"
-  local kc=$DATA_DIR/cluster.kubeconfig
+  wait_for "the apiserver" 60 curl -fsS -o /dev/null --cacert "$PKI/ca.crt" "https://127.0.0.1:$API_PORT/readyz"
   if [ -x "$BIN/controller" ]; then
-    start controller $CP_NS "$BIN/controller" --kubeconfig "$kc" --bind-address "$CP_IP:10257" \
+    start controller $CP_NS "$BIN/controller" --kubeconfig "$PKI/controller.kubeconfig" --bind-address "$CP_IP:10257" \
       --cluster-cidr "$CLUSTER_CIDR" --log-level "$LOG_LEVEL"
   fi
   if [ -x "$BIN/scheduler" ]; then
-    start scheduler $CP_NS "$BIN/scheduler" --kubeconfig "$kc" --bind-address "$CP_IP:10259" \
+    start scheduler $CP_NS "$BIN/scheduler" --kubeconfig "$PKI/scheduler.kubeconfig" --bind-address "$CP_IP:10259" \
       --log-level "$LOG_LEVEL"
   fi
 }
@@ -208,10 +228,13 @@ start_nodes() {
   # Images first: pods already in the API (from an earlier run) start as
   # soon as their agent does, and must find them.
   import_images
-  local kc=$DATA_DIR/cluster.kubeconfig
+  local n creds
   for n in $(seq 1 "$NODES"); do
+    creds=$PKI/nodes/node-$n
     start "node-$n" "$(node_ns "$n")" "$BIN/kubeletish" \
-      --node-name "node-$n" --node-ip "$(node_ip "$n")" --kubeconfig "$kc" \
+      --node-name "node-$n" --node-ip "$(node_ip "$n")" --kubeconfig "$creds/kubeconfig" \
+      --tls-cert-file "$creds/kubelet.crt" --tls-private-key-file "$creds/kubelet.key" \
+      --client-ca-file "$creds/ca.crt" --metrics-anonymous \
       --containerd-address "$CONTAINERD_SOCK" --containerd-namespace "kubeish-node-$n" \
       --root-dir "$DATA_DIR/nodes/node-$n" --cni-bin-dir /usr/lib/cni \
       --cluster-cidr "$CLUSTER_CIDR" --service-cluster-ip-range "$SERVICE_CIDR" \
@@ -226,7 +249,7 @@ wait_nodes_ready() {
 }
 
 nodes_ready() {
-  [ "$("$BIN/kctl" -s "http://127.0.0.1:$API_PORT" get nodes --no-headers 2>/dev/null | awk '$2 == "Ready"' | wc -l)" -ge "$NODES" ]
+  [ "$("$BIN/kctl" --kubeconfig "$PKI/admin.kubeconfig" get nodes --no-headers 2>/dev/null | awk '$2 == "Ready"' | wc -l)" -ge "$NODES" ]
 }
 
 # wait_for WHAT SECONDS CMD...: poll CMD until it succeeds or time runs out.
@@ -305,14 +328,14 @@ up() {
   trap down EXIT
   trap 'exit 130' INT TERM
   setup_network
-  write_kubeconfigs
+  setup_pki
   start_control_plane
   start_nodes
   wait_nodes_ready
-  log "kubeish is up: apiserver http://127.0.0.1:$API_PORT, context 'kubeish'"
+  log "kubeish is up: apiserver https://127.0.0.1:$API_PORT, context 'kubeish' (admin, client certificate)"
   cat >&2 <<EOF
   try:
-    curl http://127.0.0.1:$API_PORT/api/v1/namespaces
+    curl --cacert $PKI/ca.crt -H "Authorization: Bearer \$(cat $DATA_DIR/admin.token)" https://127.0.0.1:$API_PORT/api/v1/namespaces
     bin/kctl apply -f manifests/
     bin/kctl get pods -o wide
     bin/kctl get svc web                      # its CLUSTER-IP

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -140,7 +141,7 @@ spec:
 		{"update: stale resourceVersion", "PUT", "/apis/apps/v1/namespaces/bad-input/deployments/steady",
 			staleUpdate(t, steady), 409, metav1.StatusReasonConflict, "", ""},
 	}
-	hc := &http.Client{}
+	hc := httpClient(t, c.config, 30*time.Second)
 	for _, tc := range httpCases {
 		req, err := http.NewRequestWithContext(ctx, tc.method, c.apiURL+tc.path, strings.NewReader(tc.body))
 		if err != nil {

@@ -40,6 +40,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubeish/kubeish/pkg/image"
+	"github.com/kubeish/kubeish/pkg/pki"
 	"github.com/kubeish/kubeish/pkg/poll"
 )
 
@@ -105,8 +106,9 @@ type cluster struct {
 	apiURL string
 	apiArg string // host:port
 	client kubernetes.Interface
-	config *rest.Config
+	config *rest.Config // the admin's (system:masters)
 	procs  *procGroup
+	pki    *clusterPKI
 }
 
 // freePort returns a loopback port nobody listens on right now.
@@ -126,21 +128,24 @@ func newCluster(t *testing.T, controllerArgs ...string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, dir: t.TempDir()}
 	c.procs = newProcGroup(t, c.dir)
+	c.pki = newClusterPKI(t, filepath.Join(c.dir, "pki"))
 	port := freePort(t)
 	c.apiArg = fmt.Sprintf("127.0.0.1:%d", port)
-	c.apiURL = "http://" + c.apiArg
-	c.start("apiserver", filepath.Join(bin, "apiserver"),
+	c.apiURL = "https://" + c.apiArg
+	c.config = c.pki.restConfig(t, c.apiURL, "e2e-admin", "system:masters")
+	c.start("apiserver", filepath.Join(bin, "apiserver"), append([]string{
 		"--listen-address", c.apiArg, "--data-dir", filepath.Join(c.dir, "etcd"),
 		"--etcd-listen-client-url", "http://127.0.0.1:0", "--etcd-listen-peer-url", "http://127.0.0.1:0",
-		"--shutdown-timeout", "1s")
+		"--shutdown-timeout", "1s"}, c.pki.apiserverArgs()...)...)
 	c.waitReady()
-	c.config = &rest.Config{Host: c.apiURL, QPS: -1}
 	c.client = kubernetes.NewForConfigOrDie(c.config)
 	lease := []string{"--leader-elect-lease-duration", "4s", "--leader-elect-renew-deadline", "3s", "--leader-elect-retry-period", "500ms"}
 	c.start("controller", filepath.Join(bin, "controller"), append(append([]string{
-		"--server", c.apiURL, "--bind-address", "127.0.0.1:0", "--node-monitor-period", "1s"}, lease...), controllerArgs...)...)
+		"--kubeconfig", c.pki.kubeconfig(t, "controller", c.apiURL, pki.ControllerUser),
+		"--bind-address", "127.0.0.1:0", "--node-monitor-period", "1s"}, lease...), controllerArgs...)...)
 	c.start("scheduler", filepath.Join(bin, "scheduler"), append([]string{
-		"--server", c.apiURL, "--bind-address", "127.0.0.1:0"}, lease...)...)
+		"--kubeconfig", c.pki.kubeconfig(t, "scheduler", c.apiURL, pki.SchedulerUser),
+		"--bind-address", "127.0.0.1:0"}, lease...)...)
 	return c
 }
 
@@ -164,7 +169,7 @@ func (c *cluster) restart(name string, sig os.Signal) {
 
 func (c *cluster) waitReady() {
 	c.t.Helper()
-	waitAPIReady(c.t, http.DefaultClient, c.apiURL)
+	waitAPIReady(c.t, httpClient(c.t, c.config, 5*time.Second), c.apiURL)
 }
 
 // waitAPIReady waits until the apiserver at url answers /readyz.

@@ -40,6 +40,12 @@ func testPrometheus(c *realCluster) {
 		t.Fatalf("manifests/prometheus.yml: %v", err)
 	}
 	cfg["global"] = map[string]any{"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}
+	// The HTTPS jobs trust this cluster's CA instead of make up's.
+	for _, sc := range cfg["scrape_configs"].([]any) {
+		if tc, ok := sc.(map[string]any)["tls_config"].(map[string]any); ok {
+			tc["ca_file"] = c.pki.caFile()
+		}
+	}
 	out, err := yaml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)

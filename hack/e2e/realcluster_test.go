@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/kubeish/kubeish/pkg/pki"
 	"github.com/kubeish/kubeish/pkg/poll"
 	"github.com/kubeish/kubeish/pkg/testhost"
 )
@@ -38,7 +38,7 @@ const (
 	clusterCIDR  = "10.244.0.0/16"
 	serviceCIDR  = "10.96.0.0/16"
 	kubeletPort  = 10250
-	inClusterAPI = "http://10.250.0.1:6443"
+	inClusterAPI = "https://10.250.0.1:6443"
 )
 
 var clusterSeq atomic.Int32
@@ -71,11 +71,12 @@ type realCluster struct {
 	nodes  []*realNode
 	cgroup string // the cgroup parent above every node's
 
-	apiURL     string               // http://127.0.0.1:PORT, forwarded into the cp host
-	kubeconfig string               // for kctl, naming apiURL
-	client     kubernetes.Interface // requests time out after 30 s
+	pki        *clusterPKI
+	apiURL     string               // https://127.0.0.1:PORT, forwarded into the cp host
+	kubeconfig string               // the admin's, for kctl, naming apiURL
+	client     kubernetes.Interface // the admin's; requests time out after 30 s
 	watcher    kubernetes.Interface // no timeout, for watches
-	config     *rest.Config
+	config     *rest.Config         // the admin's (system:masters)
 }
 
 // realNode is one node host and its agent.
@@ -136,24 +137,17 @@ func newRealCluster(t *testing.T, opts realOptions) *realCluster {
 		}
 	})
 	c.procs = newProcGroup(t, dir)
+	c.pki = newClusterPKI(t, filepath.Join(dir, "pki"))
 
 	c.startAPIServer()
-	c.apiURL = "http://" + forwardInto(t, c.cp, fmt.Sprintf("%s:%d", cpIP, apiPort))
+	c.apiURL = "https://" + forwardInto(t, c.cp, fmt.Sprintf("%s:%d", cpIP, apiPort))
+	c.config = c.pki.restConfig(t, c.apiURL, "e2e-admin", "system:masters")
 	c.waitAPI()
-	c.config = &rest.Config{Host: c.apiURL, QPS: -1, Timeout: 30 * time.Second}
+	watchCfg := rest.CopyConfig(c.config)
+	c.config.Timeout = 30 * time.Second
 	c.client = kubernetes.NewForConfigOrDie(c.config)
-	c.watcher = kubernetes.NewForConfigOrDie(&rest.Config{Host: c.apiURL, QPS: -1})
-	c.kubeconfig = filepath.Join(dir, "kubeconfig")
-	kc := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters: [{name: e2e, cluster: {server: %q}}]
-users: [{name: e2e, user: {}}]
-contexts: [{name: e2e, context: {cluster: e2e, user: e2e}}]
-current-context: e2e
-`, c.apiURL)
-	if err := os.WriteFile(c.kubeconfig, []byte(kc), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	c.watcher = kubernetes.NewForConfigOrDie(watchCfg)
+	c.kubeconfig = c.pki.kubeconfig(t, "admin", c.apiURL, "e2e-admin", "system:masters")
 	for i := 1; i <= opts.controllers; i++ {
 		c.startController(i)
 	}
@@ -198,10 +192,11 @@ func (c *realCluster) kill(name string, sig os.Signal) {
 }
 
 func (c *realCluster) startAPIServer() {
-	args := []string{"--listen-address", fmt.Sprintf("%s:%d", cpIP, apiPort), "--insecure-allow-remote", "--advertise-address", cpIP,
+	args := []string{"--listen-address", fmt.Sprintf("%s:%d", cpIP, apiPort), "--advertise-address", cpIP,
 		"--data-dir", filepath.Join(c.dir, "etcd"),
 		"--etcd-listen-client-url", "http://127.0.0.1:0", "--etcd-listen-peer-url", "http://127.0.0.1:0",
 		"--service-cluster-ip-range", serviceCIDR, "--shutdown-timeout", "1s"}
+	args = append(args, c.pki.apiserverArgs()...)
 	c.start("apiserver", c.cp, filepath.Join(bin, "apiserver"), append(args, c.opts.apiserverArgs...)...)
 }
 
@@ -217,13 +212,15 @@ func controllerName(i int) string { return fmt.Sprintf("controller-%d", i) }
 func schedulerName(i int) string  { return fmt.Sprintf("scheduler-%d", i) }
 
 func (c *realCluster) startController(i int) {
-	args := append([]string{"--server", inClusterAPI, "--bind-address", fmt.Sprintf("%s:%d", cpIP, 10257+100*(i-1)),
+	kc := c.pki.kubeconfig(c.t, controllerName(i), inClusterAPI, pki.ControllerUser)
+	args := append([]string{"--kubeconfig", kc, "--bind-address", fmt.Sprintf("%s:%d", cpIP, 10257+100*(i-1)),
 		"--leader-elect-identity", controllerName(i), "--cluster-cidr", clusterCIDR, "--node-monitor-period", "1s"}, leaseFlags...)
 	c.start(controllerName(i), c.cp, filepath.Join(bin, "controller"), append(args, c.opts.controllerArgs...)...)
 }
 
 func (c *realCluster) startScheduler(i int) {
-	args := append([]string{"--server", inClusterAPI, "--bind-address", fmt.Sprintf("%s:%d", cpIP, 10259+100*(i-1)),
+	kc := c.pki.kubeconfig(c.t, schedulerName(i), inClusterAPI, pki.SchedulerUser)
+	args := append([]string{"--kubeconfig", kc, "--bind-address", fmt.Sprintf("%s:%d", cpIP, 10259+100*(i-1)),
 		"--leader-elect-identity", schedulerName(i)}, leaseFlags...)
 	c.start(schedulerName(i), c.cp, filepath.Join(bin, "scheduler"), args...)
 }
@@ -242,12 +239,13 @@ func (c *realCluster) importImages(n *realNode) {
 }
 
 func (c *realCluster) startNode(n *realNode) {
-	c.start(n.name, n.host, filepath.Join(bin, "kubeletish"),
-		"--server", inClusterAPI, "--node-name", n.name, "--node-ip", n.ip, "--port", fmt.Sprint(kubeletPort),
+	args := append(c.pki.nodeArgs(c.t, n.name, n.ip, inClusterAPI),
+		"--node-name", n.name, "--node-ip", n.ip, "--port", fmt.Sprint(kubeletPort),
 		"--containerd-address", c.ctd.Address, "--containerd-namespace", "kubeish-"+n.name,
 		"--root-dir", n.rootDir, "--cni-bin-dir", "/usr/lib/cni", "--cgroup-parent", n.cgroup,
 		"--cluster-cidr", clusterCIDR, "--service-cluster-ip-range", serviceCIDR,
 		"--lease-interval", "2s", "--log-level", "debug")
+	c.start(n.name, n.host, filepath.Join(bin, "kubeletish"), args...)
 }
 
 // killNode kills a node's agent and every container of the node (the
@@ -260,7 +258,7 @@ func (c *realCluster) killNode(n *realNode) {
 
 func (c *realCluster) waitAPI() {
 	c.t.Helper()
-	waitAPIReady(c.t, &http.Client{Timeout: 5 * time.Second}, c.apiURL)
+	waitAPIReady(c.t, httpClient(c.t, c.config, 5*time.Second), c.apiURL)
 }
 
 // restartAPIServer kills the apiserver with sig and starts it again over

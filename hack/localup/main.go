@@ -2,7 +2,7 @@
 // does badly:
 //
 //	localup forward --listen 127.0.0.1:6443 --netns /run/netns/kubeish-cp --target 10.250.0.1:6443
-//	localup kubeconfig set --server http://127.0.0.1:6443 [--name kubeish] [--kubeconfig FILE]
+//	localup kubeconfig set --from admin.kubeconfig [--name kubeish] [--kubeconfig FILE]
 //	localup kubeconfig remove [--name kubeish] [--kubeconfig FILE]
 //	localup teardown [--cgroup-parent /kubeish] [--containerd-address SOCK] [--unmount DIR]...
 //
@@ -60,12 +60,12 @@ func run(args []string) error {
 		}
 		fs := flag.NewFlagSet("kubeconfig", flag.ExitOnError)
 		name := fs.String("name", "kubeish", "name of the cluster, user and context")
-		server := fs.String("server", "http://127.0.0.1:6443", "apiserver URL (set only)")
+		from := fs.String("from", "", "kubeconfig whose current cluster and user are merged in (set only)")
 		path := fs.String("kubeconfig", "", "kubeconfig file (default: $KUBECONFIG's first file, then ~/.kube/config)")
 		_ = fs.Parse(args[2:])
 		switch args[1] {
 		case "set":
-			return setContext(*path, *name, *server)
+			return setContext(*path, *name, *from)
 		case "remove":
 			return removeContext(*path, *name)
 		}
@@ -225,14 +225,22 @@ func loadingRules(path string) *clientcmd.ClientConfigLoadingRules {
 
 // setContext adds (or replaces) the named cluster, user and context and
 // makes the context current, leaving every other entry as it was.
-func setContext(path, name, server string) error {
+func setContext(path, name, from string) error {
+	src, err := clientcmd.LoadFromFile(from)
+	if err != nil {
+		return fmt.Errorf("--from: %w", err)
+	}
+	ctx := src.Contexts[src.CurrentContext]
+	if ctx == nil || src.Clusters[ctx.Cluster] == nil || src.AuthInfos[ctx.AuthInfo] == nil {
+		return fmt.Errorf("--from %s: its current context names no cluster and user", from)
+	}
 	rules := loadingRules(path)
 	cfg, err := rules.GetStartingConfig()
 	if err != nil {
 		return err
 	}
-	cfg.Clusters[name] = &clientcmdapi.Cluster{Server: server}
-	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{}
+	cfg.Clusters[name] = src.Clusters[ctx.Cluster]
+	cfg.AuthInfos[name] = src.AuthInfos[ctx.AuthInfo]
 	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name, Namespace: "default"}
 	cfg.CurrentContext = name
 	return clientcmd.ModifyConfig(rules, *cfg, false)
