@@ -2,6 +2,10 @@
 // /containerLogs/{ns}/{pod}/{container} (which the apiserver's pods/log
 // proxies to), /stats/summary and /metrics/cadvisor (InstallStats),
 // /metrics and /healthz.
+//
+// Over TLS (TLSConfig), WithAuth lets only authorized callers in: the
+// apiserver's client certificate (kube-apiserver-kubelet-client) or a
+// member of system:masters; the health checks stay anonymous.
 package server
 
 import (

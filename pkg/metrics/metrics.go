@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -91,11 +92,41 @@ func (s *Server) checks(set *map[string]Check) http.HandlerFunc {
 // address (useful with port 0) once listening; errors after that are
 // logged.
 func (s *Server) Serve(ctx context.Context, addr string, log *zap.Logger) (net.Addr, error) {
+	return s.ServeWith(ctx, addr, log, ServeOptions{})
+}
+
+// ServeOptions change how ServeWith serves; the zero value is Serve's
+// plain HTTP.
+type ServeOptions struct {
+	// TLS, when set, serves HTTPS with it (its certificates, or
+	// GetCertificate, are the serving certificate).
+	TLS *tls.Config
+	// Wrap, when set, wraps the server's handler: every request passes
+	// through what it returns first (e.g. authentication).
+	Wrap func(http.Handler) http.Handler
+}
+
+// ServeWith is Serve with options: TLS and a wrapping handler.
+func (s *Server) ServeWith(ctx context.Context, addr string, log *zap.Logger, opts ServeOptions) (net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener: %w", err)
 	}
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	var h http.Handler = s.mux
+	if opts.Wrap != nil {
+		h = opts.Wrap(h)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	serve := srv.Serve
+	if opts.TLS != nil {
+		srv.TLSConfig = opts.TLS
+		serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+		// Failed handshakes (scanners, callers that do not trust our CA)
+		// are not the component's errors: debug, not stderr.
+		if l, err := zap.NewStdLogAt(log.Named("http"), zap.DebugLevel); err == nil {
+			srv.ErrorLog = l
+		}
+	}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -103,7 +134,7 @@ func (s *Server) Serve(ctx context.Context, addr string, log *zap.Logger) (net.A
 		_ = srv.Shutdown(sctx)
 	}()
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics server stopped", zap.Error(err))
 		}
 	}()
