@@ -31,6 +31,7 @@ func TestRealCluster(t *testing.T) {
 	t.Run("RollingUpdate", func(t *testing.T) { testRollingUpdate(c.sub(t)) })
 	t.Run("Prometheus", func(t *testing.T) { testPrometheus(c.sub(t)) })
 	t.Run("BadInput", func(t *testing.T) { testBadInput(c.sub(t)) })
+	t.Run("Security", func(t *testing.T) { testSecurity(c.sub(t)) })
 	t.Run("Autoscale", func(t *testing.T) { testAutoscale(c.sub(t)) })
 }
 
