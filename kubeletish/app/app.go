@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -34,6 +35,7 @@ import (
 	"github.com/kubeish/kubeish/pkg/client"
 	"github.com/kubeish/kubeish/pkg/logging"
 	"github.com/kubeish/kubeish/pkg/metrics"
+	"github.com/kubeish/kubeish/pkg/pki"
 )
 
 // Version is reported as the node's kubeletVersion.
@@ -47,9 +49,17 @@ type Options struct {
 	NodeName string
 	NodeIP   string
 	// Profiling serves Go's /debug/pprof on the agent's port.
-	Profiling           bool
-	Address             string
-	Port                int
+	Profiling bool
+	Address   string
+	Port      int
+	// The agent's API (--port) is TLS with client certificates, or, with
+	// InsecureServing, plain HTTP that anyone may call (development).
+	TLSCertFile         string
+	TLSPrivateKeyFile   string
+	ClientCAFile        string
+	AuthorizedUsers     []string
+	MetricsAnonymous    bool
+	InsecureServing     bool
 	ContainerdAddress   string
 	ContainerdNamespace string
 	RootDir             string
@@ -92,6 +102,7 @@ func NewOptions() *Options {
 		Client:                       client.NewOptions("kubeletish"),
 		Address:                      "0.0.0.0",
 		Port:                         10250,
+		AuthorizedUsers:              []string{pki.APIServerKubeletClientUser},
 		ContainerdAddress:            "/run/containerd/containerd.sock",
 		ContainerdNamespace:          "kubeish",
 		RootDir:                      "/var/lib/kubeletish",
@@ -124,6 +135,12 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.NodeIP, "node-ip", o.NodeIP, "address published as the node's InternalIP (required)")
 	fs.StringVar(&o.Address, "address", o.Address, "address the logs/metrics/healthz server listens on")
 	fs.IntVar(&o.Port, "port", o.Port, "port of the logs/metrics/healthz server (0: any free port)")
+	fs.StringVar(&o.TLSCertFile, "tls-cert-file", o.TLSCertFile, "serving certificate (PEM) of --port; re-read when it changes")
+	fs.StringVar(&o.TLSPrivateKeyFile, "tls-private-key-file", o.TLSPrivateKeyFile, "private key (PEM) of --tls-cert-file")
+	fs.StringVar(&o.ClientCAFile, "client-ca-file", o.ClientCAFile, "CA bundle (PEM) that signs callers' client certificates; re-read when it changes")
+	fs.StringSliceVar(&o.AuthorizedUsers, "authorized-users", o.AuthorizedUsers, "client certificate common names allowed the logs, stats, metrics and pprof (members of system:masters are too)")
+	fs.BoolVar(&o.MetricsAnonymous, "metrics-anonymous", o.MetricsAnonymous, "serve /metrics and /metrics/cadvisor to callers without a client certificate (e.g. Prometheus)")
+	fs.BoolVar(&o.InsecureServing, "insecure-serving", o.InsecureServing, "development only: serve --port over plain HTTP to anyone, without TLS or authentication")
 	fs.StringVar(&o.ContainerdAddress, "containerd-address", o.ContainerdAddress, "containerd's gRPC socket")
 	fs.StringVar(&o.ContainerdNamespace, "containerd-namespace", o.ContainerdNamespace, "containerd namespace of this node's containers (one per node when nodes share a containerd)")
 	fs.StringVar(&o.RootDir, "root-dir", o.RootDir, "state folder of this node: sandboxes, volumes, logs, CNI config")
@@ -167,6 +184,7 @@ func (o *Options) Validate() error {
 	if net.ParseIP(o.NodeIP) == nil {
 		errs = append(errs, fmt.Errorf("--node-ip %q: an IP address is required (it is never guessed)", o.NodeIP))
 	}
+	errs = append(errs, o.validateServing())
 	if o.PodCIDR != "" {
 		if _, _, err := net.ParseCIDR(o.PodCIDR); err != nil {
 			errs = append(errs, fmt.Errorf("--pod-cidr: %w", err))
@@ -202,6 +220,47 @@ func (o *Options) Validate() error {
 	return errors.Join(errs...)
 }
 
+// validateServing checks that the agent's API is either TLS with
+// authentication or explicitly insecure.
+func (o *Options) validateServing() error {
+	tlsFlags := o.TLSCertFile != "" || o.TLSPrivateKeyFile != "" || o.ClientCAFile != ""
+	switch {
+	case o.InsecureServing && tlsFlags:
+		return errors.New("--insecure-serving serves plain HTTP: drop it, or drop --tls-cert-file, --tls-private-key-file and --client-ca-file")
+	case o.InsecureServing:
+		return nil
+	case o.TLSCertFile == "" || o.TLSPrivateKeyFile == "" || o.ClientCAFile == "":
+		return errors.New("the agent's API (--port) needs --tls-cert-file, --tls-private-key-file and --client-ca-file " +
+			"(or --insecure-serving, for development only: plain HTTP, no authentication)")
+	case len(o.AuthorizedUsers) == 0:
+		return errors.New("--authorized-users is empty: only system:masters could call the agent; name the apiserver's user (" + pki.APIServerKubeletClientUser + ")")
+	}
+	return nil
+}
+
+// serving returns how the agent's API serves: TLS whose callers WithAuth
+// checks, or (--insecure-serving) plain HTTP. Reading the files here, before
+// anything starts, makes a bad file fail the start.
+func (o *Options) serving(log *zap.Logger) (metrics.ServeOptions, error) {
+	if o.InsecureServing {
+		if ip := net.ParseIP(o.Address); ip == nil || !ip.IsLoopback() {
+			log.Warn("--insecure-serving: anyone who reaches the agent's port can read pod logs, stats and metrics", zap.String("address", o.Address))
+		}
+		return metrics.ServeOptions{}, nil
+	}
+	cfg, err := server.TLSConfig(o.TLSCertFile, o.TLSPrivateKeyFile)
+	if err != nil {
+		return metrics.ServeOptions{}, err
+	}
+	cas, err := server.ClientCAFile(o.ClientCAFile)
+	if err != nil {
+		return metrics.ServeOptions{}, err
+	}
+	auth := server.AuthConfig{NodeName: o.NodeName, ClientCAs: cas, AuthorizedUsers: o.AuthorizedUsers,
+		MetricsAnonymous: o.MetricsAnonymous, Log: log.Named("auth")}
+	return metrics.ServeOptions{TLS: cfg, Wrap: func(h http.Handler) http.Handler { return server.WithAuth(h, auth) }}, nil
+}
+
 func machineMemory() resource.Quantity {
 	f, err := os.Open("/proc/meminfo")
 	if err == nil {
@@ -227,6 +286,10 @@ func (o *Options) Run(ctx context.Context) error {
 	log = log.Named("kubeletish").With(zap.String("node", o.NodeName))
 	if o.CgroupParent == "" {
 		o.CgroupParent = "/kubeish/" + o.NodeName
+	}
+	serving, err := o.serving(log)
+	if err != nil {
+		return err
 	}
 	_, cs, err := o.Client.Clientset()
 	if err != nil {
@@ -285,12 +348,12 @@ func (o *Options) Run(ctx context.Context) error {
 
 	// Serve first: the Node publishes the port, and a node without a pod
 	// CIDR yet still answers /healthz and /metrics.
-	addr, err := ms.Serve(ctx, net.JoinHostPort(o.Address, strconv.Itoa(o.Port)), log)
+	addr, err := ms.ServeWith(ctx, net.JoinHostPort(o.Address, strconv.Itoa(o.Port)), log, serving)
 	if err != nil {
 		return err
 	}
 	port := int32(addr.(*net.TCPAddr).Port)
-	log.Info("serving", zap.Stringer("address", addr))
+	log.Info("serving", zap.Stringer("address", addr), zap.Bool("tls", serving.TLS != nil))
 
 	cpu := resource.NewQuantity(int64(goruntime.NumCPU()), resource.DecimalSI)
 	if o.CPU != "" {
