@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,9 +42,13 @@ const MaxRequestBytes = 3 << 20
 
 // Options are the apiserver's flags.
 type Options struct {
-	ListenAddress       string
-	InsecureAllowRemote bool
-	AdvertiseAddress    string
+	// ListenAddress is the HTTPS listener.
+	ListenAddress string
+	// InsecureListenAddress, when set, is a plain-HTTP listener on a
+	// loopback address where every request is system:unsecured (a member
+	// of system:masters): development only.
+	InsecureListenAddress string
+	AdvertiseAddress      string
 	DataDir             string
 	EtcdServers         []string
 	EtcdClientURL       string
@@ -79,7 +84,7 @@ type Options struct {
 // NewOptions returns the defaults.
 func NewOptions() *Options {
 	return &Options{
-		ListenAddress:       "127.0.0.1:6443",
+		ListenAddress:       "0.0.0.0:6443",
 		DataDir:             "/var/lib/kubeish/apiserver",
 		EtcdClientURL:       "http://127.0.0.1:2379",
 		EtcdPeerURL:         "http://127.0.0.1:2380",
@@ -96,10 +101,10 @@ func NewOptions() *Options {
 
 // AddFlags registers the options on fs.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.ListenAddress, "listen-address", o.ListenAddress, "host:port to serve the API on (plain HTTP; loopback only unless --insecure-allow-remote)")
-	fs.BoolVar(&o.InsecureAllowRemote, "insecure-allow-remote", o.InsecureAllowRemote, "allow a non-loopback --listen-address although the API has no authentication yet")
-	fs.StringVar(&o.AdvertiseAddress, "advertise-address", o.AdvertiseAddress, "IP published in the Endpoints of default/kubernetes (default: the listen address's IP)")
-	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "directory of the embedded etcd's data")
+	fs.StringVar(&o.ListenAddress, "listen-address", o.ListenAddress, "host:port to serve the API on over HTTPS (port 0 picks a free one)")
+	fs.StringVar(&o.InsecureListenAddress, "insecure-listen-address", o.InsecureListenAddress, "loopback host:port to also serve the API on over plain HTTP without authentication, every request as system:unsecured in system:masters (development only; default off)")
+	fs.StringVar(&o.AdvertiseAddress, "advertise-address", o.AdvertiseAddress, "IP published in the Endpoints of default/kubernetes and put in the serving certificate (default: the listen address's IP, or 127.0.0.1 when it is unspecified)")
+	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "directory of the embedded etcd's data (etcd/) and, by default, of --cert-dir (pki/)")
 	fs.StringSliceVar(&o.EtcdServers, "etcd-servers", o.EtcdServers, "client URLs of an existing etcd cluster; when empty an embedded etcd is started in --data-dir")
 	fs.StringVar(&o.EtcdClientURL, "etcd-listen-client-url", o.EtcdClientURL, "client URL of the embedded etcd (port 0 picks a free one)")
 	fs.StringVar(&o.EtcdPeerURL, "etcd-listen-peer-url", o.EtcdPeerURL, "peer URL of the embedded etcd (port 0 picks a free one)")
@@ -120,15 +125,20 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 
 // Validate checks the options that do not need any I/O.
 func (o *Options) Validate() error {
-	host, port, err := net.SplitHostPort(o.ListenAddress)
-	if err != nil {
-		return fmt.Errorf("--listen-address %q: %w", o.ListenAddress, err)
+	if _, err := splitListenAddress("--listen-address", o.ListenAddress); err != nil {
+		return err
 	}
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return fmt.Errorf("--listen-address %q: bad port", o.ListenAddress)
+	if o.InsecureListenAddress != "" {
+		host, err := splitListenAddress("--insecure-listen-address", o.InsecureListenAddress)
+		if err != nil {
+			return err
+		}
+		if !isLoopback(host) {
+			return fmt.Errorf("--insecure-listen-address %q is not a loopback address: every request on it is system:masters without authentication, so it may only listen on 127.0.0.1, ::1 or localhost", o.InsecureListenAddress)
+		}
 	}
-	if !o.InsecureAllowRemote && !isLoopback(host) {
-		return fmt.Errorf("--listen-address %q is not a loopback address; the API has no TLS or authentication yet, so pass --insecure-allow-remote to serve it anyway", o.ListenAddress)
+	if err := o.Security.Validate(); err != nil {
+		return err
 	}
 	if o.AdvertiseAddress != "" && net.ParseIP(o.AdvertiseAddress) == nil {
 		return fmt.Errorf("--advertise-address %q is not an IP", o.AdvertiseAddress)
@@ -147,6 +157,18 @@ func (o *Options) Validate() error {
 	return nil
 }
 
+// splitListenAddress checks a host:port flag and returns its host.
+func splitListenAddress(flag, addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("%s %q: %w", flag, addr, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return "", fmt.Errorf("%s %q: bad port", flag, addr)
+	}
+	return host, nil
+}
+
 func isLoopback(host string) bool {
 	if host == "localhost" {
 		return true
@@ -157,8 +179,14 @@ func isLoopback(host string) bool {
 
 // APIServer is a running apiserver.
 type APIServer struct {
-	// URL is where the API is served, e.g. http://127.0.0.1:6443.
+	// URL is where the API is served over HTTPS, e.g.
+	// https://127.0.0.1:6443 (127.0.0.1 when the listen IP is unspecified).
 	URL string
+	// InsecureURL is the plain-HTTP listener, e.g. http://127.0.0.1:8080;
+	// empty when --insecure-listen-address is off.
+	InsecureURL string
+	// CertDir is where the cluster CA and generated certificates are.
+	CertDir string
 	// Etcd is the embedded etcd, nil with --etcd-servers.
 	Etcd *embed.Etcd
 	// EtcdClient is the apiserver's etcd client.
@@ -171,9 +199,11 @@ type APIServer struct {
 	// --metric-resolution is 0.
 	Metrics *metricsapi.Scraper
 
-	log    *zap.Logger
-	http   *http.Server
-	cancel context.CancelFunc
+	log      *zap.Logger
+	sec      *security
+	http     *http.Server
+	insecure *http.Server // nil when --insecure-listen-address is off
+	cancel   context.CancelFunc
 	served chan error
 	opts   Options
 }
@@ -188,10 +218,19 @@ func Start(ctx context.Context, o Options, log *zap.Logger, reg *prometheus.Regi
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	a := &APIServer{log: log, served: make(chan error, 1), opts: o}
+	a := &APIServer{log: log, served: make(chan error, 2), opts: o, CertDir: o.certDir()}
+	sec, err := loadSecurity(o, log)
+	if err != nil {
+		return nil, err
+	}
+	a.sec = sec
 	ok := false
+	var listeners []net.Listener
 	defer func() {
 		if !ok {
+			for _, ln := range listeners {
+				ln.Close()
+			}
 			a.closeEtcd()
 		}
 	}()
@@ -246,8 +285,9 @@ func Start(ctx context.Context, o Options, log *zap.Logger, reg *prometheus.Regi
 	if o.MetricResolution > 0 {
 		getter := o.SummaryGetter
 		if getter == nil {
-			getter = metricsapi.HTTPGetter{Client: &http.Client{Timeout: o.MetricNodeTimeout, Transport: &http.Transport{
-				Proxy: nil, MaxIdleConnsPerHost: 2, IdleConnTimeout: 2 * o.MetricResolution}}}
+			t := sec.nodeTransport()
+			t.MaxIdleConnsPerHost, t.IdleConnTimeout = 2, 2*o.MetricResolution
+			getter = metricsapi.HTTPGetter{Client: &http.Client{Timeout: o.MetricNodeTimeout, Transport: t}, Scheme: sec.nodeScheme()}
 		}
 		a.Metrics, err = metricsapi.New(metricsapi.Config{
 			Objects: storeLister{store: store, cache: cache, res: registry.NewSet()}, Getter: getter,
@@ -263,7 +303,8 @@ func Start(ctx context.Context, o Options, log *zap.Logger, reg *prometheus.Regi
 		Logger: log, Registerer: reg, Gatherer: reg, Ready: ready,
 		Version:          version.Info{Major: "1", Minor: "37", GitVersion: Version, Platform: "linux"},
 		BookmarkInterval: o.BookmarkInterval,
-		NodeClient:       &http.Client{Timeout: 0, Transport: &http.Transport{ResponseHeaderTimeout: 30 * time.Second}},
+		NodeClient:       &http.Client{Timeout: 0, Transport: nodeLogTransport(sec)},
+		NodeScheme:       sec.nodeScheme(),
 		Metrics:          metricsSource,
 		Cache:            cache,
 		Profiling:        o.Profiling,
@@ -292,30 +333,59 @@ func Start(ctx context.Context, o Options, log *zap.Logger, reg *prometheus.Regi
 
 	ln, err := net.Listen("tcp", o.ListenAddress)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--listen-address: %w", err)
 	}
+	listeners = append(listeners, ln)
 	tcp := ln.Addr().(*net.TCPAddr)
-	a.URL = "http://" + ln.Addr().String()
+	urlHost := tcp.IP
+	if urlHost.IsUnspecified() {
+		urlHost = net.IPv4(127, 0, 0, 1)
+	}
+	a.URL = "https://" + net.JoinHostPort(urlHost.String(), strconv.Itoa(tcp.Port))
 	advertise := tcp.IP
 	if o.AdvertiseAddress != "" {
 		advertise = net.ParseIP(o.AdvertiseAddress)
 	} else if advertise.IsUnspecified() {
 		advertise = net.IPv4(127, 0, 0, 1)
 	}
+	tlsConfig, err := sec.servingTLS(o, advertise, tcp.IP, tcp.Port, alloc.FirstIP(), log)
+	if err != nil {
+		return nil, err
+	}
+	var insecureLn net.Listener
+	if o.InsecureListenAddress != "" {
+		if insecureLn, err = net.Listen("tcp", o.InsecureListenAddress); err != nil {
+			return nil, fmt.Errorf("--insecure-listen-address: %w", err)
+		}
+		listeners = append(listeners, insecureLn)
+		a.InsecureURL = "http://" + insecureLn.Addr().String()
+	}
 	if err := srv.Bootstrap(ctx, advertise, int32(tcp.Port)); err != nil {
-		ln.Close()
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
+	chain := a.handlerChain(srv)
 	a.http = &http.Server{
-		Handler:           a.handlerChain(srv),
+		Handler:           chain,
+		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 		BaseContext:       func(net.Listener) context.Context { return runCtx },
 	}
-	go func() { a.served <- a.http.Serve(ln) }()
+	go func() { a.served <- a.http.ServeTLS(ln, "", "") }()
+	if insecureLn != nil {
+		insecureCtx := withInsecureListener(runCtx)
+		a.insecure = &http.Server{
+			Handler:           chain,
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          zap.NewStdLog(log.Named("http-insecure")),
+			BaseContext:       func(net.Listener) context.Context { return insecureCtx },
+		}
+		go func() { a.served <- a.insecure.Serve(insecureLn) }()
+		log.Warn("serving plain HTTP without authentication: every request is system:unsecured (system:masters)", zap.String("url", a.InsecureURL))
+	}
 	go srv.CountObjects(runCtx, 30*time.Second)
 	if cache != nil {
 		go cache.Run(runCtx)
@@ -326,7 +396,7 @@ func Start(ctx context.Context, o Options, log *zap.Logger, reg *prometheus.Regi
 	if o.CompactInterval > 0 {
 		go compactLoop(runCtx, client, o.CompactInterval, log)
 	}
-	log.Info("apiserver serving", zap.String("url", a.URL), zap.Strings("etcd", endpoints),
+	log.Info("apiserver serving", zap.String("url", a.URL), zap.String("certDir", a.CertDir), zap.Strings("etcd", endpoints),
 		zap.String("serviceClusterIPRange", o.ServiceClusterRange), zap.String("advertise", advertise.String()))
 	ok = true
 	return a, nil
@@ -341,12 +411,32 @@ func (a *APIServer) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), a.opts.ShutdownTimeout)
 	defer cancel()
 	a.cancel() // ends watches and background loops
-	err := a.http.Shutdown(ctx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		err = a.http.Close()
+	servers := []*http.Server{a.http}
+	if a.insecure != nil {
+		servers = append(servers, a.insecure)
 	}
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Shutdown(ctx)
+			if errors.Is(errs[i], context.DeadlineExceeded) {
+				errs[i] = s.Close()
+			}
+		}()
+	}
+	wg.Wait()
 	a.closeEtcd()
-	return err
+	return errors.Join(errs...)
+}
+
+// nodeLogTransport is the pods/log proxy's transport to node agents.
+func nodeLogTransport(sec *security) *http.Transport {
+	t := sec.nodeTransport()
+	t.ResponseHeaderTimeout = 30 * time.Second
+	return t
 }
 
 func (a *APIServer) closeEtcd() {

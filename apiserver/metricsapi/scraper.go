@@ -52,24 +52,26 @@ type ObjectLister interface {
 	ListPods(ctx context.Context) ([]*corev1.Pod, error)
 }
 
-// HTTPGetter reads /stats/summary over plain HTTP at the node's
-// InternalIP and kubelet endpoint port (status.daemonEndpoints).
+// HTTPGetter reads /stats/summary at the node's InternalIP and kubelet
+// endpoint port (status.daemonEndpoints).
 type HTTPGetter struct {
 	// Client makes the requests; its timeout, if any, applies on top of
 	// the context's.
 	Client *http.Client
+	// Scheme is "https", or "http" (the default) for development.
+	Scheme string
 }
 
 // ErrNoAddress is returned for a node that publishes no InternalIP or
 // kubelet port.
 var ErrNoAddress = errors.New("node has no InternalIP or kubelet port")
 
-// NodeURL is where a node serves path: http://InternalIP:kubeletPort/path.
-func NodeURL(node *corev1.Node, path string) (string, error) {
+// NodeURL is where a node serves path: scheme://InternalIP:kubeletPort/path.
+func NodeURL(node *corev1.Node, scheme, path string) (string, error) {
 	port := node.Status.DaemonEndpoints.KubeletEndpoint.Port
 	for _, a := range node.Status.Addresses {
 		if a.Type == corev1.NodeInternalIP && a.Address != "" && port > 0 {
-			return "http://" + net.JoinHostPort(a.Address, strconv.Itoa(int(port))) + path, nil
+			return scheme + "://" + net.JoinHostPort(a.Address, strconv.Itoa(int(port))) + path, nil
 		}
 	}
 	return "", ErrNoAddress
@@ -77,7 +79,11 @@ func NodeURL(node *corev1.Node, path string) (string, error) {
 
 // GetSummary implements SummaryGetter.
 func (g HTTPGetter) GetSummary(ctx context.Context, node *corev1.Node) (*stats.Summary, error) {
-	u, err := NodeURL(node, "/stats/summary?only_cpu_and_memory=true")
+	scheme := g.Scheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	u, err := NodeURL(node, scheme, "/stats/summary?only_cpu_and_memory=true")
 	if err != nil {
 		return nil, err
 	}

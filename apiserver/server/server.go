@@ -43,6 +43,9 @@ type Config struct {
 	BookmarkInterval time.Duration
 	// NodeClient proxies pods/log to node agents.
 	NodeClient *http.Client
+	// NodeScheme is how node agents are reached: "https", or "http" (the
+	// default) for development.
+	NodeScheme string
 	// Metrics, when set, serves the resource metrics API
 	// (metrics.k8s.io/v1beta1) and lists it in discovery.
 	Metrics MetricsSource
@@ -76,6 +79,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.NodeClient == nil {
 		cfg.NodeClient = &http.Client{}
+	}
+	if cfg.NodeScheme == "" {
+		cfg.NodeScheme = "http"
 	}
 	if cfg.Registerer == nil {
 		reg := prometheus.NewRegistry()

@@ -309,7 +309,7 @@ func (s *Server) podLog(req *request) error {
 	}
 	q.Del("container")
 	u := url.URL{
-		Scheme:   "http",
+		Scheme:   s.cfg.NodeScheme,
 		Host:     net.JoinHostPort(addr, strconv.Itoa(int(port))),
 		Path:     fmt.Sprintf("/containerLogs/%s/%s/%s", url.PathEscape(pod.Namespace), url.PathEscape(pod.Name), url.PathEscape(container)),
 		RawQuery: q.Encode(),
