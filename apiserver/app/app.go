@@ -49,16 +49,16 @@ type Options struct {
 	// of system:masters): development only.
 	InsecureListenAddress string
 	AdvertiseAddress      string
-	DataDir             string
-	EtcdServers         []string
-	EtcdClientURL       string
-	EtcdPeerURL         string
-	ServiceClusterRange string
-	ServiceNodePorts    string
-	CompactInterval     time.Duration
-	BookmarkInterval    time.Duration
-	WatchCache          bool
-	ShutdownTimeout     time.Duration
+	DataDir               string
+	EtcdServers           []string
+	EtcdClientURL         string
+	EtcdPeerURL           string
+	ServiceClusterRange   string
+	ServiceNodePorts      string
+	CompactInterval       time.Duration
+	BookmarkInterval      time.Duration
+	WatchCache            bool
+	ShutdownTimeout       time.Duration
 	// MetricResolution is how often nodes' /stats/summary is scraped for
 	// the resource metrics API; 0 turns the API off.
 	MetricResolution time.Duration
@@ -204,8 +204,8 @@ type APIServer struct {
 	http     *http.Server
 	insecure *http.Server // nil when --insecure-listen-address is off
 	cancel   context.CancelFunc
-	served chan error
-	opts   Options
+	served   chan error
+	opts     Options
 }
 
 // Start runs an apiserver until Close. reg receives its metrics; nil makes a
