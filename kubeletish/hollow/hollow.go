@@ -13,6 +13,11 @@
 // clientset (one connection pool), one pod informer for every bound pod of
 // the cluster, split per node (feed), one Node informer to learn the pod
 // CIDRs the controller allocates, and one event broadcaster.
+//
+// A benchmark tool, not a node: its one server (--port: /metrics,
+// /healthz, /debug/pprof) is plain HTTP without authentication, unlike
+// the real agent's TLS API. It serves no logs or stats, and the apiserver
+// would need --kubelet-insecure-http to reach its nodes' ports at all.
 package hollow
 
 import (

@@ -68,7 +68,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Nodes, "nodes", o.Nodes, "how many hollow nodes this process runs")
 	fs.StringVar(&o.NamePrefix, "name-prefix", o.NamePrefix, "node names are this prefix and 0, 1, …")
 	fs.StringVar(&o.NodeIP, "node-ip", o.NodeIP, "InternalIP of every hollow node (keep it a loopback address: the apiserver sends log and stats requests there)")
-	fs.StringVar(&o.Address, "address", o.Address, "address of the healthz/metrics server")
+	fs.StringVar(&o.Address, "address", o.Address, "address of the healthz/metrics server (plain HTTP, no authentication, unlike the real agent's: keep it on loopback)")
 	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "serve Go's /debug/pprof on --address:--port")
 	fs.IntVar(&o.Port, "port", o.Port, "port of the healthz/metrics server, published as every node's kubelet port (0: any free port)")
 	fs.StringVar(&o.PodCIDRRange, "pod-cidr-range", o.PodCIDRRange, "give node i the i-th --pod-cidr-mask-size subnet of this range at registration (default: wait for the controller's allocation, spec.podCIDR)")
