@@ -62,7 +62,7 @@ $(BIN)/kubectl: hack/kubectl-compat/go.mod hack/kubectl-compat/go.sum hack/kubec
 # against bin/apiserver on a free loopback port.
 test-kubectl: build $(BIN)/kubectl
 	cd hack/kubectl-compat && $(GO) vet ./... && \
-		KUBECTL=$(CURDIR)/$(BIN)/kubectl KUBEISH_APISERVER=$(CURDIR)/$(BIN)/apiserver \
+		KUBECTL=$(CURDIR)/$(BIN)/kubectl KUBEISH_APISERVER=$(CURDIR)/$(BIN)/apiserver KCTL=$(CURDIR)/$(BIN)/kctl \
 		$(GO) test -count=1 -timeout 10m ./...
 
 # e2e (alias test-e2e) runs the end-to-end suite as root: the real binaries

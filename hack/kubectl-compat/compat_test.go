@@ -24,10 +24,13 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 )
 
-// cluster is one apiserver process and a kubectl pointed at it.
+// cluster is one apiserver process and a kubectl pointed at it, over TLS
+// with the admin kubeconfig the apiserver wrote into its --cert-dir.
 type cluster struct {
 	t       *testing.T
-	url     string
+	url     string // the plain-HTTP development listener, for raw requests the test makes itself
+	secure  string // https://…, what kubectl talks to
+	certDir string // the apiserver's --cert-dir: the cluster CA
 	kubectl string
 	dir     string
 	env     []string
@@ -63,11 +66,14 @@ func startCluster(t *testing.T, flags ...string) *cluster {
 	apiserver, kubectl := binary(t, "KUBEISH_APISERVER"), binary(t, "KUBECTL")
 	dir := t.TempDir()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	insecure := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	certDir := filepath.Join(dir, "pki")
 	logf, err := os.Create(filepath.Join(dir, "apiserver.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"--listen-address", addr, "--data-dir", filepath.Join(dir, "etcd"),
+	args := append([]string{"--listen-address", addr, "--insecure-listen-address", insecure,
+		"--cert-dir", certDir, "--data-dir", filepath.Join(dir, "etcd"),
 		"--etcd-listen-client-url", "http://127.0.0.1:0", "--etcd-listen-peer-url", "http://127.0.0.1:0", "--log-level", "warn"}, flags...)
 	cmd := exec.Command(apiserver, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -91,7 +97,7 @@ func startCluster(t *testing.T, flags ...string) *cluster {
 			}
 		}
 	})
-	url := "http://" + addr
+	url := "http://" + insecure
 	until(t, 60*time.Second, "apiserver at "+url+" ready", func() (bool, error) {
 		select {
 		case err := <-exited:
@@ -105,15 +111,14 @@ func startCluster(t *testing.T, flags ...string) *cluster {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, fmt.Errorf("readyz %d", resp.StatusCode)
 	})
-	kc := filepath.Join(dir, "kubeconfig")
-	config := fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters:\n- name: kubeish\n  cluster: {server: %q}\ncontexts:\n- name: kubeish\n  context: {cluster: kubeish, user: kubeish}\nusers:\n- name: kubeish\n  user: {}\ncurrent-context: kubeish\n", url)
-	if err := os.WriteFile(kc, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
+	kc := filepath.Join(certDir, "admin.kubeconfig")
+	if _, err := os.Stat(kc); err != nil {
+		t.Fatalf("the apiserver wrote no admin kubeconfig: %v", err)
 	}
 	// HOME in the test's directory: kubectl's discovery cache starts empty
 	// and nothing of the machine's ~/.kube is read or written.
 	env := append(os.Environ(), "KUBECONFIG="+kc, "HOME="+dir)
-	return &cluster{t: t, url: url, kubectl: kubectl, dir: dir, env: env}
+	return &cluster{t: t, url: url, secure: "https://" + addr, certDir: certDir, kubectl: kubectl, dir: dir, env: env}
 }
 
 type result struct {

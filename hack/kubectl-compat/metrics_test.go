@@ -130,7 +130,7 @@ func row(t *testing.T, out, name string, drop int) string {
 func TestKubectlTopAndAutoscale(t *testing.T) {
 	const mi = 1 << 20
 	kubelet := newFakeKubelet(t, "node-1", 250, 512*mi)
-	c := startCluster(t, "--metric-resolution", "1s")
+	c := startCluster(t, "--metric-resolution", "1s", "--kubelet-insecure-http")
 	// kubectl top runs kubectl several times a check: not every 20ms.
 	poll := func(what string, cond func() (bool, error)) {
 		t.Helper()
