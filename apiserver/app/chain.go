@@ -7,9 +7,10 @@ import "net/http"
 // (the user goes into the context), the in-flight limit, the per-user
 // watch limit; authorization runs in the routes, which know the resource.
 func (a *APIServer) handlerChain(api http.Handler) http.Handler {
+	limits := newLimitMetrics(a.Server.Registerer())
 	h := api
-	h = a.withWatchLimit(h)
-	h = a.withMaxInFlight(h)
+	h = a.withWatchLimit(h, limits)
+	h = a.withMaxInFlight(h, limits)
 	h = a.withAuthentication(h)
 	h = a.withTimeout(h)
 	return http.MaxBytesHandler(h, MaxRequestBytes+1)

@@ -13,10 +13,13 @@
 // read takes R from a quorum read of etcd first.
 //
 // Slow watchers: every watcher reads the one shared ring at its own pace, so
-// nothing is queued per watcher and a slow client never holds up the cache or
-// other watchers. A watcher that falls so far behind that the ring has
-// overwritten what it had yet to read is ended; its client re-watches from
-// its last resourceVersion.
+// a slow client never holds up the cache or other watchers, and what is
+// queued per watcher is bounded: a channel of WatchBuffer events and one
+// batch read from the ring. A watcher is ended, and its client re-watches
+// from its last resourceVersion, when the ring has overwritten what it had
+// yet to read, or when its channel stayed full for SlowWatcherTimeout (its
+// client stopped reading; Kubernetes' cacher likewise waits briefly, then
+// terminates the watcher).
 package cacher
 
 import (
@@ -55,6 +58,12 @@ const (
 	DefaultProgressInterval = 5 * time.Second
 	DefaultFreshTimeout     = 3 * time.Second
 	DefaultRetryInterval    = time.Second
+	// DefaultSlowWatcherTimeout is long enough for a reading client that
+	// is briefly descheduled, short enough that a stalled one holds
+	// nothing for long.
+	DefaultSlowWatcherTimeout = 5 * time.Second
+	// WatchBuffer is how many events wait per watcher for its client.
+	WatchBuffer = 64
 )
 
 // Config is what a Cacher needs.
@@ -79,6 +88,9 @@ type Config struct {
 	// RetryInterval is the pause before reloading after the etcd watch
 	// failed. Default DefaultRetryInterval.
 	RetryInterval time.Duration
+	// SlowWatcherTimeout is how long a watcher's channel may stay full
+	// before the watcher is ended. Default DefaultSlowWatcherTimeout.
+	SlowWatcherTimeout time.Duration
 }
 
 // Cacher holds one Cache per cached resource type.
@@ -104,6 +116,9 @@ func New(cfg Config) (*Cacher, error) {
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = DefaultRetryInterval
 	}
+	if cfg.SlowWatcherTimeout <= 0 {
+		cfg.SlowWatcherTimeout = DefaultSlowWatcherTimeout
+	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
@@ -119,6 +134,7 @@ func New(cfg Config) (*Cacher, error) {
 			progEvry: cfg.ProgressInterval,
 			fresh:    cfg.FreshTimeout,
 			retry:    cfg.RetryInterval,
+			slow:     cfg.SlowWatcherTimeout,
 			progress: make(chan struct{}, 1),
 			ring:     make([]storage.Event, cfg.Capacity),
 			changed:  make(chan struct{}),
@@ -156,6 +172,7 @@ type Cache struct {
 	progEvry time.Duration
 	fresh    time.Duration
 	retry    time.Duration
+	slow     time.Duration
 	// progress asks the etcd watch for a progress notification.
 	progress chan struct{}
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,7 +44,14 @@ type Watch struct {
 	// ends, when the watcher fell behind the ring, or when the cache
 	// reloads; the client then re-watches from the last revision it saw.
 	Events <-chan storage.Event
+
+	dropped atomic.Bool
 }
+
+// Dropped reports whether the watch was ended because its reader was too
+// slow (behind the ring, or its channel full for too long), once Events
+// has closed.
+func (w *Watch) Dropped() bool { return w.dropped.Load() }
 
 // Watch opens a watch. Without Initial, a Revision older than the cache's
 // window answers ErrTooOld (the caller may watch etcd instead, which has
@@ -61,8 +69,9 @@ func (c *Cache) Watch(ctx context.Context, opts WatchOptions) (*Watch, error) {
 		c.mu.RUnlock()
 		return nil, ErrNotReady
 	}
-	w := &watcher{c: c, opts: opts, gen: c.gen, out: make(chan storage.Event, 64)}
+	w := &watcher{c: c, opts: opts, gen: c.gen, out: make(chan storage.Event, WatchBuffer)}
 	out := &Watch{Events: w.out}
+	w.w = out
 	if opts.Initial {
 		prefix := c.res.Prefix(opts.Namespace)
 		start, _ := c.find(prefix)
@@ -95,6 +104,7 @@ func (c *Cache) Watch(ctx context.Context, opts WatchOptions) (*Watch, error) {
 // watcher is one watch's reader of the ring.
 type watcher struct {
 	c    *Cache
+	w    *Watch
 	opts WatchOptions
 	gen  uint64
 	// cursor is the sequence number of the next change to read; after is
@@ -122,7 +132,9 @@ func (w *watcher) run(ctx context.Context) {
 		if w.gen != c.gen || w.cursor < c.first() {
 			// Reloaded, or overtaken by the ring: changes are lost to this
 			// watcher, so it ends rather than skip them.
+			overtaken := w.gen == c.gen
 			c.mu.RUnlock()
+			w.w.dropped.Store(overtaken)
 			c.metrics.terminated.WithLabelValues(c.res.Resource).Inc()
 			return
 		}
@@ -170,11 +182,24 @@ func (w *watcher) run(ctx context.Context) {
 	}
 }
 
+// send queues ev for the client, waiting at most the cache's slow-watcher
+// timeout for room; false ends the watch.
 func (w *watcher) send(ctx context.Context, ev storage.Event) bool {
 	select {
 	case w.out <- ev:
 		return true
+	default:
+	}
+	t := time.NewTimer(w.c.slow)
+	defer t.Stop()
+	select {
+	case w.out <- ev:
+		return true
 	case <-ctx.Done():
+		return false
+	case <-t.C:
+		w.w.dropped.Store(true)
+		w.c.metrics.terminated.WithLabelValues(w.c.res.Resource).Inc()
 		return false
 	}
 }
@@ -217,7 +242,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"resource"}),
 		terminated: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "apiserver_terminated_watchers_total",
-			Help: "Watchers ended because they fell behind the watch cache or it reloaded, by resource.",
+			Help: "Watchers ended because they fell behind the watch cache, their client stopped reading, or the cache reloaded, by resource.",
 		}, []string{"resource"}),
 		lists: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kubeish_apiserver_watch_cache_lists_total",

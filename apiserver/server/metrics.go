@@ -15,6 +15,9 @@ type metrics struct {
 	latency     *prometheus.HistogramVec
 	longRunning *prometheus.GaugeVec
 	objects     *prometheus.GaugeVec
+	// watchDropped counts watches ended because the client read too
+	// slowly (watch.go).
+	watchDropped *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -36,8 +39,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "apiserver_storage_objects",
 			Help: "Number of stored objects at the time of last check, by resource.",
 		}, []string{"resource"}),
+		watchDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kubeish_apiserver_watch_dropped_total",
+			Help: "Watches ended because the client read too slowly (its buffer stayed full, or a write to it timed out), by resource; the client re-watches.",
+		}, []string{"resource"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.longRunning, m.objects} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.longRunning, m.objects, m.watchDropped} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -51,6 +58,10 @@ func (m *metrics) observe(verb, resource, sub string, code int, d time.Duration)
 		m.latency.WithLabelValues(verb, resource, sub).Observe(d.Seconds())
 	}
 }
+
+// Registerer is the registry the server's metrics are in, for the filters
+// in front of it.
+func (s *Server) Registerer() prometheus.Registerer { return s.cfg.Registerer }
 
 // CountObjects refreshes apiserver_storage_objects every interval until ctx
 // ends.

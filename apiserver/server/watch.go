@@ -5,8 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
+	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,9 +23,27 @@ import (
 	"github.com/kubeish/kubeish/apiserver/storage"
 )
 
-// defaultWatchTimeout bounds a watch whose client set no timeoutSeconds;
-// clients re-watch from their last resourceVersion.
-const defaultWatchTimeout = 30 * time.Minute
+// Bounds of a watch. A slow client is dropped rather than buffered for
+// without bound: its events wait in a buffer of at most watchBuffer (the
+// watch cache's own, or watchBuffer after an etcd watch), the watch ends when
+// that buffer stays full for watchSlowTimeout, and every write to the
+// network must finish within watchWriteTimeout, so a client that stops
+// reading is cut off even while its buffer drains into the socket. Ended
+// watches are counted in kubeish_apiserver_watch_dropped_total; the client
+// re-watches from the last resourceVersion it saw, as client-go does.
+const (
+	// defaultWatchTimeout bounds a watch whose client set no
+	// timeoutSeconds and whose context carries no deadline (the apiserver's
+	// filters set one from --min-request-timeout); each watch lasts a
+	// random time in [1x, 2x) of it, so that re-watches spread out.
+	defaultWatchTimeout = 30 * time.Minute
+	watchBuffer         = cacher.WatchBuffer
+	watchSlowTimeout    = cacher.DefaultSlowWatcherTimeout
+	// watchWriteTimeout: a write of one event (or the flush of a few) that
+	// takes this long means the client has stopped reading; loopback and
+	// LAN clients that read take microseconds.
+	watchWriteTimeout = 10 * time.Second
+)
 
 // watchEncoder writes watch events in the negotiated stream format: the
 // object encoded by the media type's serializer, wrapped in a WatchEvent
@@ -64,6 +85,12 @@ func (e *watchEncoder) send(typ watch.EventType, obj runtime.Object) error {
 	if err := e.info.Serializer.Encode(obj, &buf); err != nil {
 		return err
 	}
+	// The deadline covers this event's writes and flush. net/http clears
+	// it once the response is finished, before the connection serves
+	// another request.
+	if err := e.flusher.SetWriteDeadline(time.Now().Add(watchWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
 	ev := &metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: buf.Bytes()}}
 	writer := e.info.StreamSerializer.Framer.NewFrameWriter(e.w)
 	if err := e.info.StreamSerializer.Serializer.Encode(ev, writer); err != nil {
@@ -95,10 +122,14 @@ func (s *Server) watch(req *request, p *listParams) error {
 	}
 	ctx := req.r.Context()
 	timeout := p.timeout
-	if timeout == 0 {
-		timeout = defaultWatchTimeout
+	if _, ok := ctx.Deadline(); timeout == 0 && !ok {
+		timeout = time.Duration(float64(defaultWatchTimeout) * (1 + rand.Float64()))
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	cancel := context.CancelFunc(func() {})
+	if timeout > 0 {
+		// The earlier of this and the context's own deadline.
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+	}
 	defer cancel()
 
 	prefix := req.res.Prefix(req.namespace)
@@ -114,19 +145,35 @@ func (s *Server) watch(req *request, p *listParams) error {
 	var rev int64
 	var items []runtime.Object
 	var events <-chan storage.Event
+	// dropped reports, once events has closed, whether the watch was ended
+	// for a slow client.
+	var dropped func() bool
 	cached, err := s.watchFromCache(ctx, req, p, initial, match, progress)
 	if err != nil {
 		return err
 	}
 	if cached != nil {
-		// The cache filtered the events already.
+		// The cache filtered the events already, and bounds what it
+		// queues for this watcher.
 		rev, items, events, match = cached.Revision, cached.Items, cached.Events, nil
+		dropped = cached.Dropped
 	} else {
 		if rev, items, err = s.watchStartFromStore(ctx, req, p, initial, match); err != nil {
 			return err
 		}
-		events = s.store.Watch(ctx, prefix, rev, req.res.New, progress)
+		// Unread events would pile up in the etcd client's own unbounded
+		// buffer behind the store's channel: keep that channel drained
+		// into a bounded one instead.
+		watchCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		b := newBoundedEvents(watchCtx, s.store.Watch(watchCtx, prefix, rev, req.res.New, progress), watchBuffer, watchSlowTimeout)
+		events, dropped = b.out, b.dropped.Load
 	}
+	defer func() {
+		if dropped() {
+			s.metrics.watchDropped.WithLabelValues(req.res.Resource).Inc()
+		}
+	}()
 
 	s.metrics.longRunning.WithLabelValues("WATCH", req.res.Resource).Inc()
 	defer s.metrics.longRunning.WithLabelValues("WATCH", req.res.Resource).Dec()
@@ -139,17 +186,24 @@ func (s *Server) watch(req *request, p *listParams) error {
 	req.w.Header().Set("Cache-Control", "no-cache, private")
 	req.w.WriteHeader(http.StatusOK)
 	enc := &watchEncoder{s: s, info: acc.info, w: req.w, flusher: http.NewResponseController(req.w), table: acc.table, include: inc, kind: req.res.Kind}
-	if err := enc.flusher.Flush(); err != nil {
+	// A write that timed out is a client that stopped reading.
+	writeFailed := func(err error) error {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			dropped = func() bool { return true }
+		}
 		return nil
+	}
+	if err := enc.flusher.Flush(); err != nil {
+		return writeFailed(err)
 	}
 	for _, obj := range items {
 		if err := enc.send(watch.Added, obj); err != nil {
-			return nil
+			return writeFailed(err)
 		}
 	}
 	if p.sendInitialEvents != nil && *p.sendInitialEvents {
 		if err := enc.send(watch.Bookmark, s.bookmark(req, rev, true)); err != nil {
-			return nil
+			return writeFailed(err)
 		}
 	}
 	for {
@@ -159,7 +213,9 @@ func (s *Server) watch(req *request, p *listParams) error {
 		case <-ctx.Done():
 			return nil
 		case ev, ok = <-events:
-			if !ok {
+			if !ok || dropped() {
+				// Dropped: what is still queued is not worth writing to a
+				// client that cannot keep up.
 				return nil
 			}
 		}
@@ -173,10 +229,54 @@ func (s *Server) watch(req *request, p *listParams) error {
 			status := s.errorStatus(ev.Err)
 			obj = &status
 		}
-		if err := enc.send(typ, obj); err != nil || typ == watch.Error {
+		if err := enc.send(typ, obj); err != nil {
+			return writeFailed(err)
+		}
+		if typ == watch.Error {
 			return nil
 		}
 	}
+}
+
+// boundedEvents drains a store watch into a channel of bounded size, and
+// ends the watch (cancelling the store's) when that channel stays full for
+// longer than a grace period: the watcher's client is not keeping up.
+type boundedEvents struct {
+	out     chan storage.Event
+	dropped atomic.Bool
+}
+
+func newBoundedEvents(ctx context.Context, in <-chan storage.Event, size int, grace time.Duration) *boundedEvents {
+	b := &boundedEvents{out: make(chan storage.Event, size)}
+	go func() {
+		defer close(b.out)
+		var t *time.Timer
+		for ev := range in {
+			select {
+			case b.out <- ev:
+				continue
+			default:
+			}
+			if t == nil {
+				t = time.NewTimer(grace)
+				defer t.Stop()
+			} else {
+				t.Reset(grace)
+			}
+			select {
+			case b.out <- ev:
+				t.Stop()
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				b.dropped.Store(true)
+				// Closing out ends the stream; the caller's cancel then
+				// ends the store's watch, which closes in.
+				return
+			}
+		}
+	}()
+	return b
 }
 
 // watchStartFromStore reads from etcd where a watch starts: its revision
@@ -263,8 +363,12 @@ func (s *Server) bookmark(req *request, rev int64, initialEnd bool) runtime.Obje
 // errorStatus is the Status a watch stream ends with.
 func (s *Server) errorStatus(err error) metav1.Status {
 	var status metav1.Status
+	var se apierrors.APIStatus
 	if errors.Is(err, storage.ErrCompacted) {
 		status = apierrors.NewResourceExpired("too old resource version").ErrStatus
+	} else if errors.As(err, &se) {
+		// A stored object the apiserver cannot decrypt, say.
+		status = se.Status()
 	} else {
 		status = apierrors.NewInternalError(err).ErrStatus
 	}
