@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -36,6 +38,7 @@ import (
 
 	"github.com/kubeish/kubeish/kubeletish/stats"
 	"github.com/kubeish/kubeish/pkg/image"
+	"github.com/kubeish/kubeish/pkg/pki"
 	"github.com/kubeish/kubeish/pkg/poll"
 	"github.com/kubeish/kubeish/pkg/testenv"
 	"github.com/kubeish/kubeish/pkg/testhost"
@@ -91,6 +94,46 @@ type node struct {
 	logf    *os.File
 	// extraArgs are added to the agent's flags (e.g. --insecure-registries).
 	extraArgs []string
+	// pkiDir holds the agent's serving certificate and the cluster CA;
+	// clientTLS is the apiserver's side: the CA trusted, the apiserver's
+	// kubelet-client certificate presented.
+	pkiDir    string
+	clientTLS *tls.Config
+}
+
+// agentURL is the node agent's API: TLS on the node's address.
+const agentURL = "https://10.250.0.2:10250"
+
+// setupPKI makes a cluster CA, the agent's serving certificate for ip and
+// the apiserver's client certificate, as `make up` does.
+func (n *node) setupPKI(ip net.IP) {
+	n.t.Helper()
+	n.pkiDir = n.t.TempDir()
+	ca, err := pki.NewCA("kubeish-ca")
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	if err := ca.Write(n.pkiDir); err != nil {
+		n.t.Fatal(err)
+	}
+	serving, err := ca.Issue(pki.Spec{CommonName: n.name, IPs: []net.IP{ip}, Usage: pki.Server})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	if err := serving.Write(filepath.Join(n.pkiDir, "kubelet.crt"), filepath.Join(n.pkiDir, "kubelet.key")); err != nil {
+		n.t.Fatal(err)
+	}
+	client, err := ca.Issue(pki.Spec{CommonName: pki.APIServerKubeletClientUser, Organizations: []string{pki.MastersGroup}, Usage: pki.Client})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	cert, err := client.TLSCertificate()
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	n.clientTLS = &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}}
 }
 
 func (n *node) start() {
@@ -98,7 +141,9 @@ func (n *node) start() {
 	args := []string{"--server", n.server, "--node-name", n.name, "--node-ip", n.host.IP.String(),
 		"--containerd-address", n.ctd.Address, "--containerd-namespace", "kubeish-" + n.name,
 		"--root-dir", n.rootDir, "--pod-cidr", "10.244.1.0/24", "--port", "10250",
-		"--cgroup-parent", "/kubeish-test/" + n.name, "--log-level", n.logLevel(), "--lease-interval", "2s"}
+		"--cgroup-parent", "/kubeish-test/" + n.name, "--log-level", n.logLevel(), "--lease-interval", "2s",
+		"--tls-cert-file", filepath.Join(n.pkiDir, "kubelet.crt"), "--tls-private-key-file", filepath.Join(n.pkiDir, "kubelet.key"),
+		"--client-ca-file", filepath.Join(n.pkiDir, pki.CACertFile)}
 	n.cmd = n.host.Command(context.Background(), agentBin, append(args, n.extraArgs...)...)
 	n.cmd.Stdout, n.cmd.Stderr = n.logf, n.logf
 	if err := n.cmd.Start(); err != nil {
@@ -124,8 +169,14 @@ func (n *node) kill() {
 	}
 }
 
+// httpClient dials from inside the node's host; towards the agent's API it
+// is the apiserver (its client certificate).
 func (n *node) httpClient() *http.Client {
-	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: n.host.DialContext, DisableKeepAlives: true}}
+	return &http.Client{Timeout: 5 * time.Second, Transport: n.transport()}
+}
+
+func (n *node) transport() *http.Transport {
+	return &http.Transport{DialContext: n.host.DialContext, DisableKeepAlives: true, TLSClientConfig: n.clientTLS}
 }
 
 func (n *node) get(u string) (string, error) {
@@ -197,6 +248,7 @@ func startNode(t testing.TB, setup func(c *cluster)) *cluster {
 		t.Fatal(err)
 	}
 	n := &node{t: t, host: host, ctd: ctd, server: "http://" + fwd, rootDir: rootDir, name: name, logf: logf}
+	n.setupPKI(host.IP)
 	t.Cleanup(func() {
 		n.kill()
 		if t.Failed() {
@@ -308,7 +360,7 @@ func TestNodeRunsPods(t *testing.T) {
 	checkStats(t, n, name, "echo", "echo")
 
 	// Logs through the node's server.
-	logURL := "http://10.250.0.2:10250/containerLogs/default/echo/echo"
+	logURL := agentURL + "/containerLogs/default/echo/echo"
 	err = testhost.WaitFor(ctx, 10*time.Second, 200*time.Millisecond, func() (bool, error) {
 		got, err := n.get(logURL + "?tailLines=5")
 		return strings.Contains(got, `echo: starting as pod "echo"`), err
@@ -316,11 +368,25 @@ func TestNodeRunsPods(t *testing.T) {
 	if err != nil {
 		t.Errorf("containerLogs: %v", err)
 	}
+	// Without the apiserver's certificate, only the health checks answer.
+	anon := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: n.host.DialContext,
+		TLSClientConfig: &tls.Config{RootCAs: n.clientTLS.RootCAs}}}
+	for path, want := range map[string]int{"/containerLogs/default/echo/echo": 401, "/stats/summary": 401, "/metrics/cadvisor": 401, "/healthz": 200} {
+		resp, err := anon.Get(agentURL + path)
+		if err != nil {
+			t.Errorf("GET %s without a client certificate: %v", path, err)
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s without a client certificate: %s, want %d", path, resp.Status, want)
+		}
+	}
 
 	// Following the log streams what the container prints next.
 	fctx, fcancel := context.WithTimeout(ctx, 10*time.Second)
 	req, _ := http.NewRequestWithContext(fctx, http.MethodGet, logURL+"?follow=true&tailLines=0", nil)
-	resp, err := (&http.Client{Transport: &http.Transport{DialContext: n.host.DialContext}}).Do(req)
+	resp, err := (&http.Client{Transport: n.transport()}).Do(req)
 	if err != nil {
 		t.Fatalf("follow: %v", err)
 	}
@@ -439,7 +505,7 @@ func TestNodeRunsPods(t *testing.T) {
 	n.kill()
 	n.start()
 	err = testhost.WaitFor(ctx, 30*time.Second, 200*time.Millisecond, func() (bool, error) {
-		_, err := n.get("http://10.250.0.2:10250/healthz")
+		_, err := n.get(agentURL + "/healthz")
 		return err == nil, err
 	})
 	if err != nil {
@@ -750,7 +816,7 @@ func checkStats(t *testing.T, n *node, nodeName, pod, container string) {
 	t.Helper()
 	var last string
 	err := testhost.WaitFor(context.Background(), 20*time.Second, 500*time.Millisecond, func() (bool, error) {
-		body, err := n.get("http://10.250.0.2:10250/stats/summary")
+		body, err := n.get(agentURL + "/stats/summary")
 		last = body
 		if err != nil {
 			return false, err
@@ -778,7 +844,7 @@ func checkStats(t *testing.T, n *node, nodeName, pod, container string) {
 	if err != nil {
 		t.Errorf("/stats/summary has no usage of %s/%s: %v\n%s", pod, container, err, tailStr(last, 3000))
 	}
-	body, err := n.get("http://10.250.0.2:10250/metrics/cadvisor")
+	body, err := n.get(agentURL + "/metrics/cadvisor")
 	if err != nil {
 		t.Fatalf("/metrics/cadvisor: %v", err)
 	}
