@@ -269,8 +269,10 @@ func (s *security) servingTLS(o Options, advertise, listenIP net.IP, port int, f
 		Certificates: []tls.Certificate{cert},
 		// Ask for a client certificate but verify it in the authentication
 		// filter, so a refused one gets a 401 that says why.
+		// No ClientCAs hint either: Go's client (and others) would then
+		// withhold a certificate of another CA, and the 401 could not say
+		// that the CA was the problem.
 		ClientAuth: tls.RequestClientCert,
-		ClientCAs:  s.clientCAs, // only a hint to clients choosing a certificate
 		MinVersion: tls.VersionTLS12,
 	}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/kubeish/kubeish/apiserver/auth/user"
@@ -52,7 +53,7 @@ func (a *X509) AuthenticateRequest(r *http.Request) (*user.Info, bool, error) {
 		return nil, false, fmt.Errorf("client certificate %q (serial %s): %w", leaf.Subject.CommonName, leaf.SerialNumber.Text(16), err)
 	}
 	name, groups := pki.Identity(leaf)
-	if name == "" {
+	if strings.TrimSpace(name) == "" {
 		return nil, false, errors.New("client certificate has no common name (the user name)")
 	}
 	return &user.Info{Name: name, Groups: groups}, true, nil
