@@ -19,7 +19,7 @@ import (
 	"github.com/kubeish/kubeish/pkg/testenv"
 )
 
-func keyFile(t *testing.T, lines ...string) string {
+func encKeyFile(t *testing.T, lines ...string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "keys")
 	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
@@ -28,15 +28,15 @@ func keyFile(t *testing.T, lines ...string) string {
 	return p
 }
 
-func key(fill byte) string {
+func encKey(fill byte) string {
 	return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{fill}, 32))
 }
 
-func withKeys(path string) testenv.Option {
+func withEncryptionKeys(path string) testenv.Option {
 	return func(o *app.Options) { o.EncryptionKeyFile = path }
 }
 
-func raw(t *testing.T, e *testenv.Env, key string) []byte {
+func rawEtcd(t *testing.T, e *testenv.Env, key string) []byte {
 	t.Helper()
 	resp, err := e.EtcdClient.Get(context.Background(), key)
 	if err != nil || len(resp.Kvs) != 1 {
@@ -50,7 +50,7 @@ func raw(t *testing.T, e *testenv.Env, key string) []byte {
 // back decoded, a no-op update does not rewrite it, and ConfigMaps stay
 // plain.
 func TestSecretsEncryptedAtRest(t *testing.T) {
-	e := testenv.Start(t, withKeys(keyFile(t, "# test keys", "k1:"+key(1))))
+	e := testenv.Start(t, withEncryptionKeys(encKeyFile(t, "# test keys", "k1:"+encKey(1))))
 	ctx := context.Background()
 	const secret = "correct-horse-battery-staple"
 	s, err := e.Client.CoreV1().Secrets("default").Create(ctx, &corev1.Secret{
@@ -61,7 +61,7 @@ func TestSecretsEncryptedAtRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored := raw(t, e, "/registry/secrets/default/db")
+	stored := rawEtcd(t, e, "/registry/secrets/default/db")
 	if !bytes.HasPrefix(stored, []byte("k8s:enc:aesgcm:v1:k1:")) {
 		t.Fatalf("stored Secret does not start with the encryption prefix: %q", stored[:min(len(stored), 40)])
 	}
@@ -84,14 +84,14 @@ func TestSecretsEncryptedAtRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again.ResourceVersion != s.ResourceVersion || !bytes.Equal(raw(t, e, "/registry/secrets/default/db"), stored) {
+	if again.ResourceVersion != s.ResourceVersion || !bytes.Equal(rawEtcd(t, e, "/registry/secrets/default/db"), stored) {
 		t.Fatalf("a no-op update rewrote the Secret: rv %s -> %s", s.ResourceVersion, again.ResourceVersion)
 	}
 	got.Data["password"] = []byte("new-" + secret)
 	if _, err := e.Client.CoreV1().Secrets("default").Update(ctx, got, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if now := raw(t, e, "/registry/secrets/default/db"); bytes.Equal(now, stored) || bytes.Contains(now, []byte(secret)) {
+	if now := rawEtcd(t, e, "/registry/secrets/default/db"); bytes.Equal(now, stored) || bytes.Contains(now, []byte(secret)) {
 		t.Fatal("the updated Secret is not newly encrypted")
 	}
 
@@ -100,7 +100,7 @@ func TestSecretsEncryptedAtRest(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if cm := raw(t, e, "/registry/configmaps/default/plain"); !bytes.Contains(cm, []byte("visible-value")) {
+	if cm := rawEtcd(t, e, "/registry/configmaps/default/plain"); !bytes.Contains(cm, []byte("visible-value")) {
 		t.Fatalf("ConfigMap not stored plain: %q", cm)
 	}
 }
@@ -127,7 +127,7 @@ func TestEncryptionOnExistingData(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	e = restart(e, withKeys(keyFile(t, "k1:"+key(1))))
+	e = restart(e, withEncryptionKeys(encKeyFile(t, "k1:"+encKey(1))))
 	s, err := e.Client.CoreV1().Secrets("default").Get(ctx, "old", metav1.GetOptions{})
 	if err != nil || string(s.Data["v"]) != "before" {
 		t.Fatalf("plain Secret after turning encryption on: %v", err)
@@ -136,12 +136,12 @@ func TestEncryptionOnExistingData(t *testing.T) {
 	if _, err := e.Client.CoreV1().Secrets("default").Update(ctx, s, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if v := raw(t, e, "/registry/secrets/default/old"); !bytes.HasPrefix(v, []byte("k8s:enc:aesgcm:v1:k1:")) {
+	if v := rawEtcd(t, e, "/registry/secrets/default/old"); !bytes.HasPrefix(v, []byte("k8s:enc:aesgcm:v1:k1:")) {
 		t.Fatal("rewritten Secret is not encrypted")
 	}
 
 	// Rotation: k2 first, k1 still there.
-	e = restart(e, withKeys(keyFile(t, "k2:"+key(2), "k1:"+key(1))))
+	e = restart(e, withEncryptionKeys(encKeyFile(t, "k2:"+encKey(2), "k1:"+encKey(1))))
 	if s, err := e.Client.CoreV1().Secrets("default").Get(ctx, "old", metav1.GetOptions{}); err != nil || string(s.Data["v"]) != "after" {
 		t.Fatalf("after rotation: %v", err)
 	}
@@ -153,17 +153,17 @@ func TestEncryptionOnExistingData(t *testing.T) {
 		reason metav1.StatusReason
 		msg    string
 	}{
-		{name: "key dropped", opts: []testenv.Option{withKeys(keyFile(t, "k2:" + key(2)))},
+		{name: "key dropped", opts: []testenv.Option{withEncryptionKeys(encKeyFile(t, "k2:" + encKey(2)))},
 			code: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, msg: `key "k1"`},
 		{name: "no key file", code: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, msg: "--encryption-key-file"},
-		{name: "other material", opts: []testenv.Option{withKeys(keyFile(t, "k1:" + key(9)))},
+		{name: "other material", opts: []testenv.Option{withEncryptionKeys(encKeyFile(t, "k1:" + encKey(9)))},
 			code: http.StatusInternalServerError, reason: metav1.StatusReasonInternalError, msg: "message authentication failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e = restart(e, tc.opts...)
 			_, err := e.Client.CoreV1().Secrets("default").Get(ctx, "old", metav1.GetOptions{})
 			var se apierrors.APIStatus
-			if !errorsAs(err, &se) || se.Status().Code != tc.code || se.Status().Reason != tc.reason || !strings.Contains(se.Status().Message, tc.msg) {
+			if !asStatus(err, &se) || se.Status().Code != tc.code || se.Status().Reason != tc.reason || !strings.Contains(se.Status().Message, tc.msg) {
 				t.Fatalf("get: %v", err)
 			}
 			if strings.Contains(err.Error(), "after") {
@@ -177,7 +177,7 @@ func TestEncryptionOnExistingData(t *testing.T) {
 	}
 }
 
-func errorsAs(err error, se *apierrors.APIStatus) bool {
+func asStatus(err error, se *apierrors.APIStatus) bool {
 	if err == nil {
 		return false
 	}
@@ -193,8 +193,8 @@ func TestBadKeyFileFailsStartup(t *testing.T) {
 		name, file, want string
 	}{
 		{"missing", filepath.Join(t.TempDir(), "nope"), "no such file"},
-		{"short key", keyFile(t, "k1:"+base64.StdEncoding.EncodeToString([]byte("short"))), `key "k1" is 5 bytes, want 32`},
-		{"empty", keyFile(t, "# no keys yet"), "holds no keys"},
+		{"short key", encKeyFile(t, "k1:"+base64.StdEncoding.EncodeToString([]byte("short"))), `key "k1" is 5 bytes, want 32`},
+		{"empty", encKeyFile(t, "# no keys yet"), "holds no keys"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := testenv.Options(t)
