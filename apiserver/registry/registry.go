@@ -12,12 +12,14 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -37,6 +39,9 @@ func NewScheme() *runtime.Scheme {
 	utilruntime.Must(autoscalingv1.AddToScheme(s))
 	utilruntime.Must(autoscalingv2.AddToScheme(s))
 	utilruntime.Must(policyv1.AddToScheme(s))
+	utilruntime.Must(rbacv1.AddToScheme(s))
+	// SelfSubjectAccessReview: created and answered, never stored.
+	utilruntime.Must(authorizationv1.AddToScheme(s))
 	// Served read-only from memory (the resource metrics API), never stored.
 	utilruntime.Must(metricsv1beta1.AddToScheme(s))
 	metav1.AddToGroupVersion(s, schema.GroupVersion{Version: "v1"})
@@ -302,8 +307,14 @@ func builtin() []*Resource {
 	hpas := define(autoscalingv2.SchemeGroupVersion, &autoscalingv2.HorizontalPodAutoscaler{}, &autoscalingv2.HorizontalPodAutoscalerList{}, true, "hpa")
 	hpas.Status, hpas.Categories = true, []string{"all"}
 
+	rbac := rbacv1.SchemeGroupVersion
+	roles := define(rbac, &rbacv1.Role{}, &rbacv1.RoleList{}, true)
+	roleBindings := define(rbac, &rbacv1.RoleBinding{}, &rbacv1.RoleBindingList{}, true)
+	clusterRoles := define(rbac, &rbacv1.ClusterRole{}, &rbacv1.ClusterRoleList{}, false)
+	clusterRoleBindings := define(rbac, &rbacv1.ClusterRoleBinding{}, &rbacv1.ClusterRoleBindingList{}, false)
+
 	return []*Resource{pods, services, endpoints, nodes, namespaces, configmaps, secrets, events,
-		deployments, replicasets, leases, slices, hpas}
+		deployments, replicasets, leases, slices, hpas, roles, roleBindings, clusterRoles, clusterRoleBindings}
 }
 
 func podFields(obj runtime.Object) fields.Set {

@@ -8,12 +8,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubeish/kubeish/apiserver/auth/authz"
 	"github.com/kubeish/kubeish/apiserver/storage"
 )
 
@@ -21,7 +23,7 @@ import (
 var SystemNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease}
 
 // Bootstrap creates what a cluster has from its first moment: the system
-// namespaces, and the Service default/kubernetes (the service range's first
+// namespaces, the built-in RBAC policy (authz.BootstrapPolicy), and the Service default/kubernetes (the service range's first
 // address, port 443) with Endpoints and an EndpointSlice that point at this
 // apiserver's advertised address. It is idempotent, and several apiservers
 // over one etcd each add their own address.
@@ -31,6 +33,9 @@ func (s *Server) Bootstrap(ctx context.Context, advertise net.IP, port int32) er
 		if err := s.ensure(ctx, "", "namespaces", ns); err != nil {
 			return fmt.Errorf("namespace %s: %w", name, err)
 		}
+	}
+	if err := s.bootstrapPolicy(ctx); err != nil {
+		return err
 	}
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault,
@@ -129,4 +134,20 @@ func groupOf(obj runtime.Object) string {
 		return discoveryv1.GroupName
 	}
 	return ""
+}
+
+// bootstrapPolicy creates the built-in ClusterRoles and ClusterRoleBindings
+// that are missing; one a user edited (or deleted and made again) stays as
+// it is.
+func (s *Server) bootstrapPolicy(ctx context.Context) error {
+	for _, obj := range authz.BootstrapPolicy(s.res) {
+		resource := "clusterroles"
+		if _, ok := obj.(*rbacv1.ClusterRoleBinding); ok {
+			resource = "clusterrolebindings"
+		}
+		if err := s.ensure(ctx, rbacv1.GroupName, resource, obj); err != nil {
+			return fmt.Errorf("%s %s: %w", resource, accessor(obj).GetName(), err)
+		}
+	}
+	return nil
 }

@@ -44,6 +44,8 @@ func (s *Server) groups() []metav1.APIGroup {
 		v := metav1.GroupVersionForDiscovery{GroupVersion: gv.String(), Version: gv.Version}
 		out = append(out, metav1.APIGroup{Name: gv.Group, Versions: []metav1.GroupVersionForDiscovery{v}, PreferredVersion: v})
 	}
+	az := metav1.GroupVersionForDiscovery{GroupVersion: authorizationGV.String(), Version: authorizationGV.Version}
+	out = append(out, metav1.APIGroup{Name: authorizationGV.Group, Versions: []metav1.GroupVersionForDiscovery{az}, PreferredVersion: az})
 	if s.cfg.Metrics != nil {
 		v := metav1.GroupVersionForDiscovery{GroupVersion: metricsGV.String(), Version: metricsGV.Version}
 		out = append(out, metav1.APIGroup{Name: metricsGV.Group, Versions: []metav1.GroupVersionForDiscovery{v}, PreferredVersion: v})
@@ -76,6 +78,9 @@ func (s *Server) discoveryGroup(group string) http.HandlerFunc {
 func (s *Server) apiResources(gv schema.GroupVersion) []metav1.APIResource {
 	if gv == metricsGV && s.cfg.Metrics != nil {
 		return metricsResources()
+	}
+	if gv == authorizationGV {
+		return authorizationResources()
 	}
 	var out []metav1.APIResource
 	for _, res := range s.res.All() {

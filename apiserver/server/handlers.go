@@ -242,6 +242,9 @@ func (s *Server) create(req *request) error {
 	if err := checkMeta(req, obj, false); err != nil {
 		return err
 	}
+	if err := s.admit(req.r.Context(), req.attrs, obj, nil); err != nil {
+		return err
+	}
 	more, err := s.createObject(req.r.Context(), req.res, obj, dryRun)
 	if err != nil {
 		return err

@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	metricsv1beta1 "k8s.io/metrics/pkg/apis/metrics/v1beta1"
+
+	"github.com/kubeish/kubeish/apiserver/auth/authz"
 )
 
 // MetricsSource is what the resource metrics API (metrics.k8s.io/v1beta1)
@@ -73,6 +75,11 @@ func (s *Server) metricsHandler(resource, verb string, h func(w http.ResponseWri
 				return "WATCH", apierrors.NewMethodNotSupported(gr, "watch")
 			}
 			vars := mux.Vars(r)
+			at := authz.Attributes{Verb: strings.ToLower(verb), APIGroup: metricsGV.Group, Resource: resource,
+				Namespace: vars["namespace"], Name: vars["name"], ResourceRequest: true}
+			if err := s.authorize(r.Context(), &at); err != nil {
+				return verb, err
+			}
 			return verb, h(w, r, vars["namespace"], vars["name"])
 		})
 	}

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/version"
 
+	"github.com/kubeish/kubeish/apiserver/auth/authz"
 	"github.com/kubeish/kubeish/apiserver/cacher"
 	"github.com/kubeish/kubeish/apiserver/registry"
 	"github.com/kubeish/kubeish/apiserver/storage"
@@ -67,6 +68,7 @@ type Server struct {
 	metrics *metrics
 	router  *mux.Router
 	openapi openAPIDocs
+	authz   *authz.Authorizer
 }
 
 // New builds the server and its routes.
@@ -91,7 +93,12 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	az, err := authz.New(authz.Config{Store: cfg.Store, Resources: cfg.Resources, Cache: cfg.Cache, Logger: cfg.Logger.Named("authz")})
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
+		authz:   az,
 		cfg:     cfg,
 		store:   cfg.Store,
 		res:     cfg.Resources,
@@ -111,27 +118,33 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) routes() {
 	r := mux.NewRouter()
 	r.StrictSlash(false)
-	r.Handle("/metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
-	r.HandleFunc("/healthz", s.healthz)
-	r.HandleFunc("/livez", s.healthz)
-	r.HandleFunc("/readyz", s.readyz)
-	r.HandleFunc("/version", s.version)
+	// Every non-resource path is authorized as one (verb: the method).
+	nr := func(path string, h http.Handler) { r.Handle(path, s.nonResource(h)) }
+	nrf := func(path string, h http.HandlerFunc) { nr(path, h) }
+	nr("/metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+	nrf("/healthz", s.healthz)
+	nrf("/livez", s.healthz)
+	nrf("/readyz", s.readyz)
+	nrf("/version", s.version)
 	if s.cfg.Profiling {
-		r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		r.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		r.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index)
+		nrf("/debug/pprof/cmdline", pprof.Cmdline)
+		nrf("/debug/pprof/profile", pprof.Profile)
+		nrf("/debug/pprof/symbol", pprof.Symbol)
+		nrf("/debug/pprof/trace", pprof.Trace)
+		r.PathPrefix("/debug/pprof/").Handler(s.nonResource(http.HandlerFunc(pprof.Index)))
 	}
-	r.HandleFunc("/openapi/v3", s.openAPIIndex)
-	r.PathPrefix("/openapi/v3/").HandlerFunc(s.openAPIGroupVersion)
-	r.HandleFunc("/api", s.discoveryAPI)
-	r.HandleFunc("/apis", s.discoveryGroups)
-	r.HandleFunc("/api/v1", s.discoveryResources(schema.GroupVersion{Version: "v1"}))
+	nrf("/openapi/v3", s.openAPIIndex)
+	r.PathPrefix("/openapi/v3/").Handler(s.nonResource(http.HandlerFunc(s.openAPIGroupVersion)))
+	nrf("/api", s.discoveryAPI)
+	nrf("/apis", s.discoveryGroups)
+	nrf("/api/v1", s.discoveryResources(schema.GroupVersion{Version: "v1"}))
 	for _, gv := range s.res.GroupVersions() {
-		r.HandleFunc("/apis/"+gv.Group, s.discoveryGroup(gv.Group))
-		r.HandleFunc("/apis/"+gv.String(), s.discoveryResources(gv))
+		nrf("/apis/"+gv.Group, s.discoveryGroup(gv.Group))
+		nrf("/apis/"+gv.String(), s.discoveryResources(gv))
 	}
+	nrf("/apis/"+authorizationGV.Group, s.discoveryGroup(authorizationGV.Group))
+	nrf("/apis/"+authorizationGV.String(), s.discoveryResources(authorizationGV))
+	r.HandleFunc("/apis/"+authorizationGV.String()+"/selfsubjectaccessreviews", s.selfSubjectAccessReview)
 	if s.cfg.Metrics != nil {
 		s.metricsRoutes(r)
 	}
@@ -155,12 +168,14 @@ func (s *Server) routes() {
 		s.handle(r, res, base+"/"+res.Resource+"/{name}", s.item)
 		s.handle(r, res, base+"/"+res.Resource+"/{name}/{subresource}", s.subresource)
 	}
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	// An unknown path is authorized as a non-resource path first, so that
+	// who may not read it cannot probe what exists either.
+	r.NotFoundHandler = s.nonResource(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		s.instrument(w, req, "", "", func(w http.ResponseWriter) (string, error) {
 			return "", apierrors.NewGenericServerResponse(http.StatusNotFound, "", schema.GroupResource{}, "",
 				fmt.Sprintf("the server could not find the requested resource (%s %s)", req.Method, req.URL.Path), 0, false)
 		})
-	})
+	}))
 	s.router = r
 }
 
@@ -179,6 +194,9 @@ type request struct {
 	namespace string
 	name      string
 	sub       string
+	// attrs are the request's authorization attributes, user included
+	// once authorized.
+	attrs authz.Attributes
 }
 
 type handlerFunc func(req *request) (verb string, err error)
@@ -187,8 +205,12 @@ func (s *Server) handle(r *mux.Router, res *registry.Resource, path string, h ha
 	r.HandleFunc(path, func(w http.ResponseWriter, hr *http.Request) {
 		vars := mux.Vars(hr)
 		req := &request{r: hr, res: res, namespace: vars["namespace"], name: vars["name"], sub: vars["subresource"]}
+		req.attrs = resourceAttributes(req)
 		s.instrument(w, hr, res.Resource, req.sub, func(w http.ResponseWriter) (string, error) {
 			req.w = w
+			if err := s.authorize(hr.Context(), &req.attrs); err != nil {
+				return metricVerb(req.attrs.Verb), err
+			}
 			return h(req)
 		})
 	})

@@ -558,6 +558,9 @@ func (s *Server) toTable(kind string, objs []runtime.Object, inc includeObject, 
 		p, ok = metricsPrinters[kind]
 	}
 	if !ok {
+		p, ok = rbacPrinters[kind]
+	}
+	if !ok {
 		p = defaultPrinter
 	}
 	t := &metav1.Table{ColumnDefinitions: p.columns, Rows: []metav1.TableRow{}}

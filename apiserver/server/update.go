@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/kubeish/kubeish/apiserver/auth/authz"
 	"github.com/kubeish/kubeish/apiserver/registry"
 	"github.com/kubeish/kubeish/apiserver/storage"
 	"github.com/kubeish/kubeish/apiserver/validation"
@@ -73,6 +74,9 @@ func (s *Server) updateObject(ctx context.Context, req *request, sub string, dry
 		}
 		if len(errs) > 0 {
 			return storage.UpdateResult{}, invalid(res.GVK().GroupKind(), req.name, errs)
+		}
+		if err := s.admit(ctx, req.attrs, obj, cur); err != nil {
+			return storage.UpdateResult{}, err
 		}
 		var extra storage.Extra
 		if svc, ok := obj.(*corev1.Service); ok {
@@ -150,6 +154,15 @@ func (s *Server) replaceSub(req *request, sub string) error {
 	})
 	if apierrors.IsNotFound(err) && req.res.AllowCreateOnUpdate && sub == "" {
 		if accessor(obj).GetResourceVersion() != "" {
+			return err
+		}
+		// Creating through PUT needs the create verb too.
+		at := req.attrs
+		at.Verb, at.Name = authz.VerbCreate, ""
+		if err := s.authorize(ctx, &at); err != nil {
+			return err
+		}
+		if err := s.admit(ctx, at, obj, nil); err != nil {
 			return err
 		}
 		more, err := s.createObject(ctx, req.res, obj, dryRun)

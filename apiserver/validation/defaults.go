@@ -8,6 +8,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -44,6 +45,14 @@ func SetDefaults(obj runtime.Object) {
 	case *corev1.Namespace:
 		if o != nil {
 			defaultNamespace(o)
+		}
+	case *rbacv1.RoleBinding:
+		if o != nil {
+			defaultSubjects(o.Subjects)
+		}
+	case *rbacv1.ClusterRoleBinding:
+		if o != nil {
+			defaultSubjects(o.Subjects)
 		}
 	case *corev1.Secret:
 		if o != nil {
@@ -462,4 +471,14 @@ func scalingRules(set *autoscalingv2.HPAScalingRules, def autoscalingv2.HPAScali
 		set.Policies = def.Policies
 	}
 	return set
+}
+
+// defaultSubjects sets a User's or Group's empty apiGroup to RBAC's, as
+// Kubernetes' SetDefaults_Subject does.
+func defaultSubjects(subjects []rbacv1.Subject) {
+	for i := range subjects {
+		if subjects[i].APIGroup == "" && (subjects[i].Kind == rbacv1.UserKind || subjects[i].Kind == rbacv1.GroupKind) {
+			subjects[i].APIGroup = rbacv1.GroupName
+		}
+	}
 }

@@ -19,6 +19,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -81,6 +82,22 @@ func Validate(obj runtime.Object) (field.ErrorList, []string) {
 		if o != nil {
 			return validateHPA(o), nil
 		}
+	case *rbacv1.Role:
+		if o != nil {
+			return validateRole(o), nil
+		}
+	case *rbacv1.ClusterRole:
+		if o != nil {
+			return validateClusterRole(o), nil
+		}
+	case *rbacv1.RoleBinding:
+		if o != nil {
+			return validateRoleBinding(o), nil
+		}
+	case *rbacv1.ClusterRoleBinding:
+		if o != nil {
+			return validateClusterRoleBinding(o), nil
+		}
 	}
 	return nil, nil
 }
@@ -127,6 +144,10 @@ func ValidateUpdate(obj, old runtime.Object) (field.ErrorList, []string) {
 		errs = append(errs, apivalidation.ValidateImmutableField(o.Spec.Selector, old.(*appsv1.ReplicaSet).Spec.Selector, specPath.Child("selector"))...)
 	case *discoveryv1.EndpointSlice:
 		errs = append(errs, apivalidation.ValidateImmutableField(o.AddressType, old.(*discoveryv1.EndpointSlice).AddressType, field.NewPath("addressType"))...)
+	case *rbacv1.RoleBinding:
+		errs = append(errs, validateRoleRefUpdate(o.RoleRef, old.(*rbacv1.RoleBinding).RoleRef)...)
+	case *rbacv1.ClusterRoleBinding:
+		errs = append(errs, validateRoleRefUpdate(o.RoleRef, old.(*rbacv1.ClusterRoleBinding).RoleRef)...)
 	}
 	return errs, warns
 }
@@ -210,6 +231,22 @@ func metaOf(obj runtime.Object) *metav1.ObjectMeta {
 			return &o.ObjectMeta
 		}
 	case *autoscalingv2.HorizontalPodAutoscaler:
+		if o != nil {
+			return &o.ObjectMeta
+		}
+	case *rbacv1.Role:
+		if o != nil {
+			return &o.ObjectMeta
+		}
+	case *rbacv1.ClusterRole:
+		if o != nil {
+			return &o.ObjectMeta
+		}
+	case *rbacv1.RoleBinding:
+		if o != nil {
+			return &o.ObjectMeta
+		}
+	case *rbacv1.ClusterRoleBinding:
 		if o != nil {
 			return &o.ObjectMeta
 		}
