@@ -189,7 +189,7 @@ func run(ctx context.Context, o options) (err error) {
 	apiURL := fmt.Sprintf("http://127.0.0.1:%d", port)
 	// No metrics scraping: it would ask every hollow node for its stats
 	// (they have none), which is not what is measured here.
-	api, err := ps.start("apiserver", filepath.Join(bin, "apiserver"), "--listen-address", fmt.Sprintf("127.0.0.1:%d", port),
+	api, err := ps.start("apiserver", filepath.Join(bin, "apiserver"), "--insecure-listen-address", fmt.Sprintf("127.0.0.1:%d", port), "--listen-address", "127.0.0.1:0", "--kubelet-insecure-http",
 		"--data-dir", filepath.Join(dir, "etcd"), "--etcd-listen-client-url", "http://127.0.0.1:0", "--etcd-listen-peer-url", "http://127.0.0.1:0",
 		"--metric-resolution", "0", "--shutdown-timeout", "1s", "--log-level", "warn")
 	if err != nil {
