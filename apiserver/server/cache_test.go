@@ -81,7 +81,7 @@ func startServer(t testing.TB, e *testenv.Env, cfg *cacher.Config) *cachedServer
 	if cache != nil {
 		wg.Go(func() { cache.Run(ctx) })
 	}
-	hs := httptest.NewUnstartedServer(srv)
+	hs := httptest.NewUnstartedServer(asTestUser(srv))
 	hs.Config.BaseContext = func(net.Listener) context.Context { return ctx }
 	hs.Start()
 	t.Cleanup(func() {
