@@ -30,7 +30,7 @@ type env struct {
 	reg   *prometheus.Registry
 }
 
-func start(t *testing.T, capacity int) *env {
+func start(t *testing.T, capacity int, opts ...func(*cacher.Config)) *env {
 	t.Helper()
 	e := testenv.Start(t)
 	scheme := registry.NewScheme()
@@ -40,8 +40,12 @@ func start(t *testing.T, capacity int) *env {
 	}
 	res, _ := registry.NewSet().Get("", "configmaps")
 	reg := prometheus.NewRegistry()
-	c, err := cacher.New(cacher.Config{Store: store, Resources: []*registry.Resource{res}, Logger: zaptest.NewLogger(t),
-		Registerer: reg, Capacity: capacity})
+	cfg := cacher.Config{Store: store, Resources: []*registry.Resource{res}, Logger: zaptest.NewLogger(t),
+		Registerer: reg, Capacity: capacity}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	c, err := cacher.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +138,64 @@ func TestSlowWatcherEnds(t *testing.T) {
 	})
 	if read >= n {
 		t.Fatalf("slow watcher got all %d changes through a ring of 16", read)
+	}
+	if ended := sum(t, v.reg, "apiserver_terminated_watchers_total"); ended != 1 {
+		t.Fatalf("terminated watchers: %v", ended)
+	}
+}
+
+// TestStalledWatcherDropped: a watcher whose client stops reading is ended
+// once its buffer has stayed full for the slow-watcher timeout, even while
+// the ring still holds everything it has to read; what it had queued never
+// exceeds the buffer; a reading watcher gets every change.
+func TestStalledWatcherDropped(t *testing.T) {
+	v := start(t, 4096, func(c *cacher.Config) { c.SlowWatcherTimeout = 200 * time.Millisecond })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rev, _ := v.cache.Revision()
+	stalled, err := v.cache.Watch(ctx, cacher.WatchOptions{Revision: rev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, err := v.cache.Watch(ctx, cacher.WatchOptions{Revision: rev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	got := make(chan int, 1)
+	go func() {
+		count := 0
+		for range fast.Events {
+			if count++; count == n {
+				break
+			}
+		}
+		got <- count
+	}()
+	v.write(t, "cm", n)
+	select {
+	case c := <-got:
+		if c != n {
+			t.Fatalf("reading watcher saw %d of %d", c, n)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("reading watcher did not see every change")
+	}
+	if fast.Dropped() {
+		t.Fatal("the reading watcher was dropped")
+	}
+	poll.Until(t, 10*time.Second, "the stalled watcher to be dropped", func() (bool, error) {
+		if n := len(stalled.Events); n > cacher.WatchBuffer {
+			t.Fatalf("%d events queued for one watcher, buffer %d", n, cacher.WatchBuffer)
+		}
+		return stalled.Dropped(), nil
+	})
+	queued := 0
+	for range stalled.Events {
+		queued++
+	}
+	if queued > cacher.WatchBuffer {
+		t.Fatalf("%d events queued for the stalled watcher, buffer %d", queued, cacher.WatchBuffer)
 	}
 	if ended := sum(t, v.reg, "apiserver_terminated_watchers_total"); ended != 1 {
 		t.Fatalf("terminated watchers: %v", ended)
