@@ -58,7 +58,8 @@ type options struct {
 	leaseInterval                          time.Duration
 	qps                                    float64
 	out, workDir                           string
-	keep                                   bool
+	keep, profiling                        bool
+	hold                                   time.Duration
 }
 
 // Result is the JSON the benchmark writes.
@@ -122,6 +123,8 @@ func main() {
 	flag.StringVar(&o.out, "out", envOr("BENCH_OUT", "bench-scale.json"), "JSON output file (default $BENCH_OUT or bench-scale.json)")
 	flag.StringVar(&o.workDir, "work-dir", "", "folder for binaries, etcd data and logs (default: a temporary one, removed at exit unless --keep)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work dir (logs) at exit")
+	flag.BoolVar(&o.profiling, "profiling", false, "start every component with --profiling (/debug/pprof on the apiserver's plain-HTTP port and on the others' metrics ports)")
+	flag.DurationVar(&o.hold, "hold", 0, "after the steady-state window, keep the cluster running this long (to take profiles), then stop")
 	flag.Parse()
 	if *smoke {
 		o.nodes, o.replicas, o.window, o.settle = 50, 300, 10*time.Second, 5*time.Second
@@ -189,9 +192,17 @@ func run(ctx context.Context, o options) (err error) {
 	apiURL := fmt.Sprintf("http://127.0.0.1:%d", port)
 	// No metrics scraping: it would ask every hollow node for its stats
 	// (they have none), which is not what is measured here.
-	api, err := ps.start("apiserver", filepath.Join(bin, "apiserver"), "--insecure-listen-address", fmt.Sprintf("127.0.0.1:%d", port), "--listen-address", "127.0.0.1:0", "--kubelet-insecure-http",
-		"--data-dir", filepath.Join(dir, "etcd"), "--etcd-listen-client-url", "http://127.0.0.1:0", "--etcd-listen-peer-url", "http://127.0.0.1:0",
-		"--metric-resolution", "0", "--shutdown-timeout", "1s", "--log-level", "warn")
+	apiArgs := []string{"--data-dir", filepath.Join(dir, "etcd"), "--etcd-listen-client-url", "http://127.0.0.1:0", "--etcd-listen-peer-url", "http://127.0.0.1:0",
+		"--metric-resolution", "0", "--shutdown-timeout", "1s", "--log-level", "warn"}
+	apiFlags, err := flagsOf(filepath.Join(bin, "apiserver"))
+	if err != nil {
+		return err
+	}
+	apiArgs = append(apiArgs, apiServingArgs(apiFlags, port)...)
+	if o.profiling {
+		apiArgs = append(apiArgs, "--profiling")
+	}
+	api, err := ps.start("apiserver", filepath.Join(bin, "apiserver"), apiArgs...)
 	if err != nil {
 		return err
 	}
@@ -212,20 +223,25 @@ func run(ctx context.Context, o options) (err error) {
 	if o.qps != 0 {
 		qps = []string{"--kube-api-qps", fmt.Sprint(o.qps), "--kube-api-burst", fmt.Sprint(int(max(2*o.qps, 200)))}
 	}
-	ctrl, err := ps.start("controller", filepath.Join(bin, "controller"), append([]string{"--server", apiURL, "--bind-address", "127.0.0.1:0",
+	ctrlArgs := []string{"--server", apiURL, "--bind-address", "127.0.0.1:0",
 		"--cluster-cidr", "10.0.0.0/8", "--node-cidr-mask-size", "24", "--node-monitor-grace-period", (6 * o.leaseInterval).String(),
-		"--log-level", "warn"}, qps...)...)
+		"--log-level", "warn"}
+	schedArgs := []string{"--server", apiURL, "--bind-address", "127.0.0.1:0", "--log-level", "warn"}
+	hollowArgs := []string{"hollow", "--server", apiURL, "--nodes", fmt.Sprint(o.nodes),
+		"--name-prefix", "hollow-", "--lease-interval", o.leaseInterval.String(), "--root-dir", filepath.Join(dir, "hollow"), "--log-level", "warn"}
+	if o.profiling {
+		ctrlArgs, schedArgs, hollowArgs = append(ctrlArgs, "--profiling"), append(schedArgs, "--profiling"), append(hollowArgs, "--profiling")
+	}
+	ctrl, err := ps.start("controller", filepath.Join(bin, "controller"), append(ctrlArgs, qps...)...)
 	if err != nil {
 		return err
 	}
-	sched, err := ps.start("scheduler", filepath.Join(bin, "scheduler"), append([]string{"--server", apiURL, "--bind-address", "127.0.0.1:0",
-		"--log-level", "warn"}, qps...)...)
+	sched, err := ps.start("scheduler", filepath.Join(bin, "scheduler"), append(schedArgs, qps...)...)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	hollow, err := ps.start("hollow", filepath.Join(bin, "kubeletish"), "hollow", "--server", apiURL, "--nodes", fmt.Sprint(o.nodes),
-		"--name-prefix", "hollow-", "--lease-interval", o.leaseInterval.String(), "--root-dir", filepath.Join(dir, "hollow"), "--log-level", "warn")
+	hollow, err := ps.start("hollow", filepath.Join(bin, "kubeletish"), hollowArgs...)
 	if err != nil {
 		return err
 	}
@@ -339,7 +355,51 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 	logf("wrote %s", o.out)
+	if o.hold > 0 {
+		logf("holding the cluster for %s (apiserver %s, work dir %s)", o.hold, apiURL, dir)
+		return pause(ctx, o.hold)
+	}
 	return nil
+}
+
+// flagsOf returns the flags a binary's --help lists, so that the
+// benchmark follows the apiserver's serving flags as they change.
+func flagsOf(bin string) (map[string]bool, error) {
+	out, _ := exec.Command(bin, "--help").CombinedOutput() // --help exits 0 or 2 depending on the flag library
+	flags := map[string]bool{}
+	for _, f := range strings.Fields(string(out)) {
+		if name, ok := strings.CutPrefix(f, "--"); ok {
+			name, _, _ = strings.Cut(name, "[")
+			name, _, _ = strings.Cut(name, "=")
+			flags[name] = true
+		}
+	}
+	if len(flags) == 0 {
+		return nil, fmt.Errorf("%s --help lists no flags", bin)
+	}
+	return flags, nil
+}
+
+// apiServingArgs are the apiserver's listen flags: with HTTPS and
+// authentication (--insecure-listen-address exists) the benchmark's
+// clients use the plain-HTTP loopback listener on port, HTTPS listens on
+// a free port, the apiserver reaches the hollow nodes over plain HTTP, and
+// one user may hold any number of watches (every client of the plain
+// listener is the same user, where a real cluster has one per node);
+// without it, --listen-address is the plain-HTTP API.
+func apiServingArgs(flags map[string]bool, port int) []string {
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if !flags["insecure-listen-address"] {
+		return []string{"--listen-address", addr}
+	}
+	args := []string{"--listen-address", "127.0.0.1:0", "--insecure-listen-address", addr}
+	if flags["kubelet-insecure-http"] {
+		args = append(args, "--kubelet-insecure-http")
+	}
+	if flags["max-watches-per-user"] {
+		args = append(args, "--max-watches-per-user", "0")
+	}
+	return args
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
