@@ -117,7 +117,7 @@ func (s *Server) admit(ctx context.Context, at authz.Attributes, obj, old runtim
 	if old != nil && sameGrant(obj, old) {
 		return nil
 	}
-	return s.authz.Admit(ctx, at, obj)
+	return s.authz.Admit(ctx, at, obj, old)
 }
 
 // sameGrant reports whether obj grants what old did: the same rules of a
@@ -218,5 +218,63 @@ func invalidReview(msg string) error {
 }
 
 func authorizationResources() []metav1.APIResource {
-	return []metav1.APIResource{{Name: "selfsubjectaccessreviews", Kind: "SelfSubjectAccessReview", Verbs: metav1.Verbs{"create"}}}
+	return []metav1.APIResource{
+		{Name: "selfsubjectaccessreviews", Kind: "SelfSubjectAccessReview", Verbs: metav1.Verbs{"create"}},
+		{Name: "selfsubjectrulesreviews", Kind: "SelfSubjectRulesReview", Verbs: metav1.Verbs{"create"}},
+	}
+}
+
+// selfSubjectRulesReview lists what the caller may do in a namespace
+// (kubectl auth can-i --list): the rules of its bindings there and
+// cluster-wide. What system:masters and the node authorizer allow is not
+// made of rules: the answer then says so (incomplete, or everything).
+func (s *Server) selfSubjectRulesReview(w http.ResponseWriter, r *http.Request) {
+	gr := schema.GroupResource{Group: authorizationGV.Group, Resource: "selfsubjectrulesreviews"}
+	s.instrument(w, r, gr.Resource, "", func(w http.ResponseWriter) (string, error) {
+		if r.Method != http.MethodPost {
+			return r.Method, apierrors.NewMethodNotSupported(gr, strings.ToLower(r.Method))
+		}
+		at := authz.Attributes{Verb: authz.VerbCreate, APIGroup: gr.Group, Resource: gr.Resource, ResourceRequest: true}
+		if err := s.authorize(r.Context(), &at); err != nil {
+			return "POST", err
+		}
+		review := &authorizationv1.SelfSubjectRulesReview{}
+		mode, err := parseFieldValidation(r)
+		if err != nil {
+			return "POST", err
+		}
+		body, err := readBody(r)
+		if err != nil {
+			return "POST", err
+		}
+		if _, err := s.codecs.decode(r.Header.Get("Content-Type"), body, authorizationGV.WithKind("SelfSubjectRulesReview"), review, mode); err != nil {
+			return "POST", err
+		}
+		var rules []rbacv1.PolicyRule
+		if at.User.InGroup(user.MastersGroup) {
+			rules = []rbacv1.PolicyRule{
+				{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"}},
+				{Verbs: []string{"*"}, NonResourceURLs: []string{"*"}},
+			}
+		} else if rules, err = s.authz.RulesFor(r.Context(), at.User, review.Spec.Namespace); err != nil {
+			return "POST", err
+		}
+		st := authorizationv1.SubjectRulesReviewStatus{ResourceRules: []authorizationv1.ResourceRule{}, NonResourceRules: []authorizationv1.NonResourceRule{}}
+		for _, rule := range rules {
+			if len(rule.NonResourceURLs) > 0 {
+				st.NonResourceRules = append(st.NonResourceRules, authorizationv1.NonResourceRule{Verbs: rule.Verbs, NonResourceURLs: rule.NonResourceURLs})
+				continue
+			}
+			st.ResourceRules = append(st.ResourceRules, authorizationv1.ResourceRule{Verbs: rule.Verbs, APIGroups: rule.APIGroups,
+				Resources: rule.Resources, ResourceNames: rule.ResourceNames})
+		}
+		if _, ok := authz.NodeName(at.User); ok {
+			st.Incomplete = true
+			st.EvaluationError = "the node authorizer's rights depend on the objects and are not listed"
+		}
+		review.Status = st
+		review.ObjectMeta = metav1.ObjectMeta{CreationTimestamp: review.CreationTimestamp}
+		s.writeObject(w, r, http.StatusCreated, review)
+		return "POST", nil
+	})
 }

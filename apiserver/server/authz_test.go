@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -199,6 +200,15 @@ func TestAuthzNodeRestriction(t *testing.T) {
 	_, err = nodeA.CoreV1().Nodes().UpdateStatus(ctx, other, metav1.UpdateOptions{})
 	wantForbidden(t, "node-a updates node-b's status", err)
 	wantForbidden(t, "node-a deletes node-b", nodeA.CoreV1().Nodes().Delete(ctx, "node-b", metav1.DeleteOptions{}))
+	// Nor its own taints or restricted labels.
+	own, _ = nodeA.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+	tainted := own.DeepCopy()
+	tainted.Spec.Taints = []corev1.Taint{{Key: "k", Effect: corev1.TaintEffectNoSchedule}}
+	_, err = nodeA.CoreV1().Nodes().Update(ctx, tainted, metav1.UpdateOptions{})
+	wantForbidden(t, "node-a taints itself", err)
+	own.Labels["node-restriction.kubernetes.io/trusted"] = "yes"
+	_, err = nodeA.CoreV1().Nodes().Update(ctx, own, metav1.UpdateOptions{})
+	wantForbidden(t, "node-a labels itself trusted", err)
 
 	// Leases: its own in kube-node-lease.
 	leases := nodeA.CoordinationV1().Leases(corev1.NamespaceNodeLease)
@@ -344,6 +354,23 @@ func TestAuthzSelfSubjectAccessReview(t *testing.T) {
 	wantOK(t, "a non-resource review", err)
 	if !r.Status.Allowed {
 		t.Errorf("dave may not read /api: %+v", r.Status)
+	}
+	rules, err := dave.AuthorizationV1().SelfSubjectRulesReviews().Create(ctx, &authorizationv1.SelfSubjectRulesReview{
+		Spec: authorizationv1.SelfSubjectRulesReviewSpec{Namespace: "default"}}, metav1.CreateOptions{})
+	wantOK(t, "a rules review", err)
+	readsPods := false
+	for _, rr := range rules.Status.ResourceRules {
+		for _, res := range rr.Resources {
+			if res == "pods" && slices.Contains(rr.Verbs, "list") {
+				readsPods = true
+			}
+			if res == "secrets" {
+				t.Errorf("dave's rules name secrets: %+v", rr)
+			}
+		}
+	}
+	if !readsPods || len(rules.Status.NonResourceRules) == 0 {
+		t.Errorf("dave's rules: %+v", rules.Status)
 	}
 }
 

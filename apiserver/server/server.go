@@ -145,6 +145,7 @@ func (s *Server) routes() {
 	nrf("/apis/"+authorizationGV.Group, s.discoveryGroup(authorizationGV.Group))
 	nrf("/apis/"+authorizationGV.String(), s.discoveryResources(authorizationGV))
 	r.HandleFunc("/apis/"+authorizationGV.String()+"/selfsubjectaccessreviews", s.selfSubjectAccessReview)
+	r.HandleFunc("/apis/"+authorizationGV.String()+"/selfsubjectrulesreviews", s.selfSubjectRulesReview)
 	if s.cfg.Metrics != nil {
 		s.metricsRoutes(r)
 	}

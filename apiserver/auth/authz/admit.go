@@ -21,10 +21,13 @@ import (
 //     it;
 //   - a binding may bind only a role whose rules the user holds where the
 //     binding applies, unless the user may `bind` that role;
-//   - a node creates only its own Node and its own Lease.
+//   - a node creates only its own Node and its own Lease, and changes
+//     neither its own taints nor its node-restriction.kubernetes.io/
+//     labels (which steer workloads to it).
 //
-// at is the request's attributes; the error is a Forbidden Status.
-func (a *Authorizer) Admit(ctx context.Context, at Attributes, obj runtime.Object) error {
+// at is the request's attributes, old the stored object of an update (nil
+// for a create); the error is a Forbidden Status.
+func (a *Authorizer) Admit(ctx context.Context, at Attributes, obj, old runtime.Object) error {
 	u := at.User
 	if u == nil {
 		return Forbidden(at, "no user")
@@ -33,7 +36,7 @@ func (a *Authorizer) Admit(ctx context.Context, at Attributes, obj runtime.Objec
 		return nil
 	}
 	if node, ok := NodeName(u); ok {
-		if err := admitNode(node, at, obj); err != nil {
+		if err := admitNode(node, at, obj, old); err != nil {
 			return err
 		}
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -235,13 +237,35 @@ func visitContainers(p *corev1.Pod, f func(*corev1.Container)) {
 	}
 }
 
-// admitNode is NodeRestriction for writes whose target is in the body: a
-// node creates only its own Node and its own Lease.
-func admitNode(node string, at Attributes, obj runtime.Object) error {
+// NodeRestrictionLabelPrefix marks node labels a node may not set on
+// itself, as in Kubernetes: workloads select on them to trust a node.
+const NodeRestrictionLabelPrefix = "node-restriction.kubernetes.io/"
+
+// admitNode is NodeRestriction for what the URL does not show: a node
+// creates only its own Node and its own Lease, and leaves its taints and
+// restricted labels as they are.
+func admitNode(node string, at Attributes, obj, old runtime.Object) error {
 	switch o := obj.(type) {
 	case *corev1.Node:
 		if o.Name != node {
 			return Forbidden(at, fmt.Sprintf("node %q is not allowed to create or modify node %q", node, o.Name))
+		}
+		var was *corev1.Node
+		if old != nil {
+			was, _ = old.(*corev1.Node)
+		}
+		if was == nil {
+			was = &corev1.Node{}
+		}
+		if old != nil && !apiequality.Semantic.DeepEqual(o.Spec.Taints, was.Spec.Taints) {
+			return Forbidden(at, fmt.Sprintf("node %q is not allowed to modify taints", node))
+		}
+		for _, labels := range []map[string]string{o.Labels, was.Labels} {
+			for k := range labels {
+				if strings.HasPrefix(k, NodeRestrictionLabelPrefix) && o.Labels[k] != was.Labels[k] {
+					return Forbidden(at, fmt.Sprintf("node %q is not allowed to modify labels with the prefix %s (%s)", node, NodeRestrictionLabelPrefix, k))
+				}
+			}
 		}
 	case *coordinationv1.Lease:
 		if o.Name != node {

@@ -152,7 +152,7 @@ func BootstrapPolicy(res *registry.Set) []runtime.Object {
 			"/version", "/version/", "/openapi", "/openapi/*", "/healthz", "/livez", "/readyz")),
 		role("system:public-info-viewer", urls([]string{VerbGet}, "/healthz", "/livez", "/readyz", "/version", "/version/")),
 		role("system:monitoring", urls([]string{VerbGet}, "/metrics", "/healthz", "/livez", "/readyz")),
-		role("system:basic-user", rule([]string{VerbCreate}, "authorization.k8s.io", "selfsubjectaccessreviews")),
+		role("system:basic-user", rule([]string{VerbCreate}, "authorization.k8s.io", "selfsubjectaccessreviews", "selfsubjectrulesreviews")),
 		controller,
 		scheduler,
 		binding("cluster-admin", "cluster-admin", group(user.MastersGroup)),
