@@ -48,8 +48,9 @@ func reconcileSeconds(b *testing.B, c *app.Controller) map[string]float64 {
 // loop in slow-start batches), and what the loops spend per pod: the
 // ReplicaSet loop's reconcile time, and all loops' together (deployment,
 // gc, endpoints, …), from their duration histograms. "unlimited" lifts
-// the client-side rate limit; "qps100" is the binary's default
-// (--kube-api-qps 100, --kube-api-burst 200).
+// the client-side rate limit; "qps100" is client-go-style throttling at
+// --kube-api-qps 100, --kube-api-burst 200 (the binary's default was that
+// until it became 2,000 / 4,000).
 func BenchmarkDeployment1000(b *testing.B) {
 	const replicas = 1000
 	for _, tc := range []struct {
