@@ -1,4 +1,6 @@
-// Command apiserver serves kubeish's Kubernetes-compatible API over etcd.
+// Command apiserver serves kubeish's Kubernetes-compatible API over etcd, on
+// HTTPS with client-certificate and bearer-token authentication (and, for
+// development only, plain HTTP on loopback).
 package main
 
 import (
