@@ -118,7 +118,7 @@ func main() {
 	flag.DurationVar(&o.window, "window", 30*time.Second, "steady-state measurement window")
 	flag.DurationVar(&o.settle, "settle", 10*time.Second, "time between the last pod Ready and the steady-state window")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "deadline of each wait (nodes Ready, a rollout, a deletion)")
-	flag.Float64Var(&o.qps, "control-plane-qps", 0, "--kube-api-qps of the controller and scheduler, burst twice that (0: their defaults, 100; negative: unlimited)")
+	flag.Float64Var(&o.qps, "control-plane-qps", 0, "--kube-api-qps of the controller and scheduler, burst twice that (0: their defaults, 2,000; negative: unlimited)")
 	flag.DurationVar(&o.leaseInterval, "lease-interval", 10*time.Second, "the hollow nodes' lease interval")
 	flag.StringVar(&o.out, "out", envOr("BENCH_OUT", "bench-scale.json"), "JSON output file (default $BENCH_OUT or bench-scale.json)")
 	flag.StringVar(&o.workDir, "work-dir", "", "folder for binaries, etcd data and logs (default: a temporary one, removed at exit unless --keep)")
@@ -127,7 +127,15 @@ func main() {
 	flag.DurationVar(&o.hold, "hold", 0, "after the steady-state window, keep the cluster running this long (to take profiles), then stop")
 	flag.Parse()
 	if *smoke {
-		o.nodes, o.replicas, o.window, o.settle = 50, 300, 10*time.Second, 5*time.Second
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		o.nodes, o.replicas = 50, 300
+		if !set["window"] {
+			o.window = 10 * time.Second
+		}
+		if !set["settle"] {
+			o.settle = 5 * time.Second
+		}
 		if o.steadyReplicas > 0 && o.steadyReplicas < o.replicas {
 			o.steadyReplicas = 0
 		}
