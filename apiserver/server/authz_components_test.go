@@ -14,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -98,12 +99,22 @@ func TestAuthzBuiltinComponentRoles(t *testing.T) {
 		wantOK(t, "leader lease "+lease, err)
 	}
 
+	_, err = admin.RbacV1().RoleBindings("work").Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "alice"},
+		Subjects: []rbacv1.Subject{userSubject("alice")}, RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "admin"}},
+		metav1.CreateOptions{})
+	wantOK(t, "binding alice in work", err)
 	wantOK(t, "deleting namespace work", admin.CoreV1().Namespaces().Delete(ctx, "work", metav1.DeleteOptions{}))
 	poll.Until(t, 60*time.Second, "namespace work to go", func() (bool, error) {
 		_, err := admin.CoreV1().Namespaces().Get(ctx, "work", metav1.GetOptions{})
 		return apierrors.IsNotFound(err), nil
 	})
 
+	// A namespace made again with the name does not inherit its bindings.
+	rbs, err := admin.RbacV1().RoleBindings("work").List(ctx, metav1.ListOptions{})
+	wantOK(t, "listing work's rolebindings", err)
+	if len(rbs.Items) > 0 {
+		t.Errorf("rolebindings outlived namespace work: %v", rbs.Items)
+	}
 	if refused := forbiddenRequests(t, e); len(refused) > 0 {
 		t.Errorf("the apiserver refused built-in components' requests:\n%s", strings.Join(refused, "\n"))
 	}

@@ -43,6 +43,10 @@ var Resources = []schema.GroupVersionResource{
 	{Version: "v1", Resource: "configmaps"},
 	{Version: "v1", Resource: "secrets"},
 	{Group: "coordination.k8s.io", Version: "v1", Resource: "leases"},
+	// Access last: a namespace made again with the same name must not
+	// inherit the bindings of the one deleted.
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"},
 	{Version: "v1", Resource: "events"},
 }
 
