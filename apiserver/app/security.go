@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -18,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubeish/kubeish/apiserver/auth/authn"
 	"github.com/kubeish/kubeish/apiserver/auth/user"
@@ -195,13 +197,9 @@ func (s *security) kubeletClientTLS(log *zap.Logger) (*tls.Config, error) {
 	certFile, keyFile := so.KubeletClientCertificate, so.KubeletClientKey
 	if certFile == "" {
 		certFile, keyFile = filepath.Join(s.dir, KubeletClientCertFile), filepath.Join(s.dir, KubeletClientKeyFile)
-		issued, err := s.ca.EnsurePair(certFile, keyFile, pki.Spec{
-			CommonName: pki.APIServerKubeletClientUser, Organizations: []string{pki.MastersGroup}, Usage: pki.Client})
-		if err != nil {
-			return nil, fmt.Errorf("kubelet client certificate: %w", err)
-		}
-		if issued {
-			log.Info("generated the kubelet client certificate", zap.String("cert", certFile), zap.String("key", keyFile))
+		spec := pki.Spec{CommonName: pki.APIServerKubeletClientUser, Organizations: []string{pki.MastersGroup}, Usage: pki.Client}
+		if err := s.ensureLeaf("kubelet client certificate", certFile, keyFile, spec, log); err != nil {
+			return nil, err
 		}
 	}
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
@@ -247,7 +245,7 @@ func (s *security) servingTLS(o Options, advertise, listenIP net.IP, port int, f
 	if certFile == "" {
 		certFile, keyFile = filepath.Join(s.dir, ServingCertFile), filepath.Join(s.dir, ServingKeyFile)
 		spec := servingSpec(s.opts.TLSSANs, advertise, listenIP, firstServiceIP)
-		if err := s.ensureServing(certFile, keyFile, spec, log); err != nil {
+		if err := s.ensureLeaf("serving certificate", certFile, keyFile, spec, log); err != nil {
 			return nil, err
 		}
 	}
@@ -310,28 +308,27 @@ func servingSpec(extra []string, advertise, listenIP net.IP, firstServiceIP stri
 	return spec
 }
 
-// ensureServing keeps an existing serving certificate that is valid for a
-// day more and, when the cluster CA issued it, names every SAN wanted;
-// otherwise it issues a new one (so a new --tls-san takes effect on
-// restart). A certificate some other CA issued is the user's and stays.
-func (s *security) ensureServing(certFile, keyFile string, spec pki.Spec, log *zap.Logger) error {
+// ensureLeaf keeps a certificate the apiserver generated in its cert dir
+// while it is valid for a day more, signed by the cluster CA and names
+// every SAN of spec; otherwise it issues spec anew. So a new --tls-san, a
+// deleted leaf or a new CA take effect on restart. (A user's own
+// certificates are given by flags and never touched.)
+func (s *security) ensureLeaf(what, certFile, keyFile string, spec pki.Spec, log *zap.Logger) error {
 	if cert, err := pki.ReadCertificate(certFile); err == nil {
 		_, keyErr := os.Stat(keyFile)
-		fresh := keyErr == nil && time.Until(cert.NotAfter) > 24*time.Hour
-		ours := cert.CheckSignatureFrom(s.ca.Cert) == nil
-		if fresh && (!ours || coversSANs(cert, spec)) {
+		if keyErr == nil && time.Until(cert.NotAfter) > 24*time.Hour && cert.CheckSignatureFrom(s.ca.Cert) == nil && coversSANs(cert, spec) {
 			return nil
 		}
 	}
 	pair, err := s.ca.Issue(spec)
 	if err != nil {
-		return fmt.Errorf("serving certificate: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if err := pair.Write(certFile, keyFile); err != nil {
-		return fmt.Errorf("serving certificate: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	log.Info("generated the serving certificate", zap.String("cert", certFile), zap.Strings("dnsNames", spec.DNSNames),
-		zap.Any("ips", spec.IPs))
+	log.Info("generated the "+what, zap.String("cert", certFile), zap.String("key", keyFile),
+		zap.Strings("dnsNames", spec.DNSNames), zap.Any("ips", spec.IPs))
 	return nil
 }
 
@@ -350,12 +347,16 @@ func coversSANs(cert *x509.Certificate, spec pki.Spec) bool {
 }
 
 // ensureAdminKubeconfig writes admin.kubeconfig (kubernetes-admin in
-// system:masters) unless it exists.
+// system:masters) unless it exists and trusts the cluster CA.
 func (s *security) ensureAdminKubeconfig(server string, log *zap.Logger) error {
 	file := filepath.Join(s.dir, AdminKubeconfigFile)
-	if _, err := os.Stat(file); err == nil {
-		log.Info("admin kubeconfig", zap.String("file", file))
-		return nil
+	if kc, err := clientcmd.LoadFromFile(file); err == nil {
+		for _, c := range kc.Clusters {
+			if bytes.Equal(c.CertificateAuthorityData, s.ca.CertPEM) {
+				log.Info("admin kubeconfig", zap.String("file", file))
+				return nil
+			}
+		}
 	}
 	pair, err := s.ca.Issue(pki.Spec{CommonName: AdminUser, Organizations: []string{pki.MastersGroup}, Usage: pki.Client})
 	if err != nil {

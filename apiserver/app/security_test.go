@@ -343,7 +343,7 @@ func TestGeneratedServingCertificate(t *testing.T) {
 	}
 
 	// A restart keeps the CA and the certificates.
-	caPEM := env.CAPEM
+	caPEM, certDir := env.CAPEM, env.CertDir
 	env.Stop()
 	env2 := testenv.Start(t, testenv.WithDataDir(dir), sans)
 	if string(env2.CAPEM) != string(caPEM) {
@@ -362,6 +362,38 @@ func TestGeneratedServingCertificate(t *testing.T) {
 	}
 	if _, err := renewed.Verify(x509.VerifyOptions{Roots: pool, DNSName: "new.example.com"}); err != nil {
 		t.Fatal(err)
+	}
+	env3.Stop()
+
+	// A new CA (the old one deleted) makes new leaves and a new admin
+	// kubeconfig.
+	for _, f := range []string{pki.CACertFile, pki.CAKeyFile} {
+		if err := os.Remove(filepath.Join(certDir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env4 := testenv.Start(t, testenv.WithDataDir(dir), sans)
+	if string(env4.CAPEM) == string(caPEM) {
+		t.Fatal("no new CA")
+	}
+	newPool := x509.NewCertPool()
+	newPool.AppendCertsFromPEM(env4.CAPEM)
+	if _, err := servingCert(t, env4.SecureURL).Verify(x509.VerifyOptions{Roots: newPool, DNSName: "127.0.0.1"}); err != nil {
+		t.Fatalf("serving certificate after a new CA: %v", err)
+	}
+	kubelet, err = pki.ReadCertificate(filepath.Join(env4.CertDir, app.KubeletClientCertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kubelet.CheckSignatureFrom(env4.CA.Cert); err != nil {
+		t.Fatalf("kubelet client certificate after a new CA: %v", err)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(env4.CertDir, app.AdminKubeconfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kubernetes.NewForConfigOrDie(cfg).CoreV1().Namespaces().Get(context.Background(), "default", metav1.GetOptions{}); err != nil {
+		t.Fatalf("admin kubeconfig after a new CA: %v", err)
 	}
 }
 
