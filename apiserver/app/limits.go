@@ -188,7 +188,8 @@ func (a *APIServer) withWatchLimit(h http.Handler, m *limitMetrics) http.Handler
 // withTimeout bounds every request that is not a watch or a log stream:
 // its context ends after --request-timeout (or the request's shorter
 // ?timeout=), the store's calls return context.DeadlineExceeded, and the
-// server answers that as 504 Timeout. The filter never writes itself, so
+// server answers that as 504 Timeout; reading its body is bounded by the
+// same deadline. The filter never writes itself, so
 // nothing is written after (or concurrently with) the handler; a handler
 // that ignores its context answers late rather than twice.
 //
@@ -226,6 +227,11 @@ func (a *APIServer) withTimeout(h http.Handler) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), d)
 		defer cancel()
+		// A body sent slower than that (a slowloris) would hold the
+		// handler in a read the context cannot interrupt: the connection's
+		// read deadline ends it too. net/http resets the deadline before
+		// the connection's next request.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
 		h.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

@@ -2,8 +2,11 @@ package app_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,4 +93,29 @@ func TestWatchLimitsOverHTTP(t *testing.T) {
 		t.Fatalf("watch after the others ended: %d %s", resp.StatusCode, s.Message)
 	}
 	resp.Body.Close()
+}
+
+// TestSlowBodyCutOff: a client that sends a request's headers and then
+// dribbles (or withholds) its body is cut off at --request-timeout rather
+// than holding a handler and an in-flight slot for ever.
+func TestSlowBodyCutOff(t *testing.T) {
+	e := testenv.Start(t, withLimits(func(l *app.LimitOptions) { l.RequestTimeout = time.Second }))
+	host := strings.TrimPrefix(e.URL, "http://")
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	fmt.Fprintf(conn, "POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"apiVersion\":", host)
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	answer, _ := io.ReadAll(conn) // until the server closes
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the server waited %s for the body", took)
+	}
+	status, _, _ := strings.Cut(string(answer), "\r\n")
+	t.Logf("cut off after %s: %q", time.Since(start).Round(time.Millisecond), status)
+	if strings.Contains(status, " 5") && !strings.Contains(status, " 504 ") {
+		t.Fatalf("answered %q", status)
+	}
 }

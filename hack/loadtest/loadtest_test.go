@@ -47,8 +47,8 @@ const (
 	// few thousand revisions of 1.3 KiB) and its bbolt pages; and the Go
 	// heap's headroom (GOGC=100 lets the heap grow to twice the live heap
 	// before a collection). An apiserver that buffered for slow watchers
-	// without bound would pass this within the minute: each slow watcher
-	// falls behind by ~0.5 MB/s of events.
+	// without bound would not stay within it for the minute: each of the
+	// 20 slow watchers falls behind by ~0.5 MB/s of events.
 	rssSlack = 200 << 20
 )
 
