@@ -153,10 +153,10 @@ func TestEncryptionOnExistingData(t *testing.T) {
 		reason metav1.StatusReason
 		msg    string
 	}{
-		{name: "key dropped", opts: []testenv.Option{withEncryptionKeys(encKeyFile(t, "k2:" + encKey(2)))},
+		{name: "key dropped", opts: []testenv.Option{withEncryptionKeys(encKeyFile(t, "k2:"+encKey(2)))},
 			code: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, msg: `key "k1"`},
 		{name: "no key file", code: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, msg: "--encryption-key-file"},
-		{name: "other material", opts: []testenv.Option{withEncryptionKeys(encKeyFile(t, "k1:" + encKey(9)))},
+		{name: "other material", opts: []testenv.Option{withEncryptionKeys(encKeyFile(t, "k1:"+encKey(9)))},
 			code: http.StatusInternalServerError, reason: metav1.StatusReasonInternalError, msg: "message authentication failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
