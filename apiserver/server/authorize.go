@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/kubeish/kubeish/apiserver/auth/authz"
 	"github.com/kubeish/kubeish/apiserver/auth/user"
@@ -191,7 +192,8 @@ func (s *Server) selfSubjectAccessReview(w http.ResponseWriter, r *http.Request)
 		var ask authz.Attributes
 		switch {
 		case spec.ResourceAttributes != nil && spec.NonResourceAttributes != nil:
-			return "POST", invalidReview("cannot specify both resourceAttributes and nonResourceAttributes")
+			return "POST", invalidReview(field.Invalid(field.NewPath("spec", "nonResourceAttributes"), "",
+				"cannot be specified in combination with resourceAttributes"))
 		case spec.ResourceAttributes != nil:
 			ra := spec.ResourceAttributes
 			ask = authz.Attributes{Verb: ra.Verb, APIGroup: ra.Group, Resource: ra.Resource, Subresource: ra.Subresource,
@@ -199,7 +201,8 @@ func (s *Server) selfSubjectAccessReview(w http.ResponseWriter, r *http.Request)
 		case spec.NonResourceAttributes != nil:
 			ask = authz.Attributes{Verb: spec.NonResourceAttributes.Verb, Path: spec.NonResourceAttributes.Path}
 		default:
-			return "POST", invalidReview("exactly one of resourceAttributes or nonResourceAttributes must be specified")
+			return "POST", invalidReview(field.Required(field.NewPath("spec", "resourceAttributes"),
+				"exactly one of nonResourceAttributes or resourceAttributes must be specified"))
 		}
 		ask.User = at.User
 		allowed, reason, err := s.authz.Authorize(r.Context(), ask)
@@ -213,8 +216,8 @@ func (s *Server) selfSubjectAccessReview(w http.ResponseWriter, r *http.Request)
 	})
 }
 
-func invalidReview(msg string) error {
-	return apierrors.NewBadRequest(msg)
+func invalidReview(e *field.Error) error {
+	return invalid(authorizationGV.WithKind("SelfSubjectAccessReview").GroupKind(), "", field.ErrorList{e})
 }
 
 func authorizationResources() []metav1.APIResource {

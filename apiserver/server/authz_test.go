@@ -355,6 +355,10 @@ func TestAuthzSelfSubjectAccessReview(t *testing.T) {
 	if !r.Status.Allowed {
 		t.Errorf("dave may not read /api: %+v", r.Status)
 	}
+	_, err = dave.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{}, metav1.CreateOptions{})
+	if !apierrors.IsInvalid(err) {
+		t.Errorf("a review asking nothing: got %v, want Invalid", err)
+	}
 	rules, err := dave.AuthorizationV1().SelfSubjectRulesReviews().Create(ctx, &authorizationv1.SelfSubjectRulesReview{
 		Spec: authorizationv1.SelfSubjectRulesReviewSpec{Namespace: "default"}}, metav1.CreateOptions{})
 	wantOK(t, "a rules review", err)

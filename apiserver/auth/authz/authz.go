@@ -19,7 +19,6 @@ import (
 	"go.uber.org/zap"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kubeish/kubeish/apiserver/auth/user"
@@ -304,12 +303,3 @@ func Forbidden(at Attributes, reason string) error {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
-
-// objectName is obj's name, for messages.
-func objectName(obj runtime.Object) string {
-	type named interface{ GetName() string }
-	if n, ok := obj.(named); ok {
-		return n.GetName()
-	}
-	return ""
-}

@@ -55,10 +55,10 @@ func (a *Authorizer) authorizeNode(ctx context.Context, node string, at Attribut
 			}
 		case "pods":
 			switch {
-			case at.Subresource == "" && read:
+			case (at.Subresource == "" && read) || (at.Subresource == "status" && at.Verb == VerbGet):
 				return allow()
 			case (at.Subresource == "" && at.Verb == VerbDelete) ||
-				(at.Subresource == "status" && (at.Verb == VerbUpdate || at.Verb == VerbPatch || at.Verb == VerbGet)):
+				(at.Subresource == "status" && (at.Verb == VerbUpdate || at.Verb == VerbPatch)):
 				ok, err := a.podOnNode(ctx, at.Namespace, at.Name, node)
 				if err != nil {
 					return false, "", err
@@ -73,7 +73,7 @@ func (a *Authorizer) authorizeNode(ctx context.Context, node string, at Attribut
 				break
 			}
 			if at.Verb != VerbGet || at.Name == "" {
-				return deny("cannot %s %s: only get of one its pods use", at.Verb, at.Resource)
+				return deny("may only get, one by one, the %s its pods use", at.Resource)
 			}
 			ok, err := a.podsOnNodeUse(ctx, node, at.Resource, at.Namespace, at.Name)
 			if err != nil {
