@@ -229,7 +229,11 @@ func (s *security) nodeScheme() string {
 
 // nodeTransport is an HTTP transport to node agents.
 func (s *security) nodeTransport() *http.Transport {
-	t := &http.Transport{Proxy: nil}
+	t := &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
 	if s.kubeletTLS != nil {
 		t.TLSClientConfig = s.kubeletTLS.Clone()
 	}

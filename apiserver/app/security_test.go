@@ -532,3 +532,23 @@ func TestNodeClientTLS(t *testing.T) {
 		t.Fatalf("the log proxy presented %q", cn)
 	}
 }
+
+// TestSecureOnly: without the insecure listener the apiserver serves HTTPS
+// only, and testenv's Client is the admin over it.
+func TestSecureOnly(t *testing.T) {
+	env := testenv.Start(t, func(o *app.Options) { o.InsecureListenAddress = "" })
+	if env.InsecureURL != "" || !strings.HasPrefix(env.Config.Host, "https://") {
+		t.Fatalf("insecure URL %q, client config %s", env.InsecureURL, env.Config.Host)
+	}
+	if _, err := env.Client.CoreV1().Namespaces().Get(context.Background(), "default", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Plain HTTP to the secure port is no way in.
+	resp, err := http.Get("http://" + strings.TrimPrefix(env.SecureURL, "https://") + "/api/v1/namespaces")
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatal("plain HTTP on the secure port was served")
+		}
+	}
+}

@@ -29,9 +29,10 @@ type Env struct {
 	// URL is the plain-HTTP listener, where every request is
 	// system:unsecured (system:masters); it shadows APIServer.URL.
 	URL string
-	// Config is a client-go config for URL.
+	// Config is a client-go config for URL (or, when the options turned
+	// the insecure listener off, AdminConfig).
 	Config *rest.Config
-	// Client is a clientset for URL.
+	// Client is a clientset for Config.
 	Client kubernetes.Interface
 	// SecureURL is the HTTPS listener, with authentication.
 	SecureURL string
@@ -88,8 +89,13 @@ func StartWith(t testing.TB, o app.Options) *Env {
 	if ca, err := pki.LoadCA(filepath.Join(a.CertDir, pki.CACertFile), filepath.Join(a.CertDir, pki.CAKeyFile)); err == nil {
 		e.CA, e.CAPEM = ca, ca.CertPEM
 	}
-	if e.URL != "" {
+	switch {
+	case e.URL != "":
 		e.Config = &rest.Config{Host: e.URL, QPS: -1}
+	case e.CA != nil: // no insecure listener: the admin over HTTPS
+		e.Config = e.AdminConfig(t)
+	}
+	if e.Config != nil {
 		e.Client = kubernetes.NewForConfigOrDie(e.Config)
 	}
 	return e
