@@ -15,13 +15,11 @@ import (
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
-	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/kubeish/kubeish/pkg/client"
@@ -177,12 +175,12 @@ func NewForConfig(o *Options, cfg *rest.Config, log *zap.Logger) (*App, error) {
 	a.factory = informers.NewSharedInformerFactory(cs, 0)
 	podInf := a.factory.Core().V1().Pods().Informer()
 	nodeInf := a.factory.Core().V1().Nodes().Informer()
-	// The scheduler never reads managedFields; dropping them keeps the
-	// informer caches small with many pods.
-	for _, inf := range []toolscache.SharedIndexInformer{podInf, nodeInf} {
-		if err := inf.SetTransform(stripManagedFields); err != nil {
-			return nil, err
-		}
+	// Only what scheduling reads stays in the caches (see slimPod).
+	if err := podInf.SetTransform(slimPod); err != nil {
+		return nil, err
+	}
+	if err := nodeInf.SetTransform(stripManagedFields); err != nil {
+		return nil, err
 	}
 	a.events = record.NewBroadcaster()
 	recorder := a.events.NewRecorder(scheme.Scheme, v1.EventSource{Component: o.SchedulerName})
@@ -205,13 +203,6 @@ func NewForConfig(o *Options, cfg *rest.Config, log *zap.Logger) (*App, error) {
 		a.metrics.EnableProfiling()
 	}
 	return a, nil
-}
-
-func stripManagedFields(obj any) (any, error) {
-	if m, ok := obj.(metav1.Object); ok {
-		m.SetManagedFields(nil)
-	}
-	return obj, nil
 }
 
 // widenIdlePool lets the HTTP client keep as many idle connections to
