@@ -35,7 +35,7 @@ func TestSlimPodKeepsWhatSchedulingReads(t *testing.T) {
 			Volumes: []v1.Volume{{Name: "v"}},
 		},
 		Status: v1.PodStatus{Phase: v1.PodRunning, NominatedNodeName: "n2", PodIP: "10.0.0.1",
-			Conditions: []v1.PodCondition{{Type: v1.PodReady, Status: v1.ConditionTrue}, {Type: v1.PodScheduled, Status: v1.ConditionTrue}},
+			Conditions:        []v1.PodCondition{{Type: v1.PodReady, Status: v1.ConditionTrue}, {Type: v1.PodScheduled, Status: v1.ConditionTrue}},
 			ContainerStatuses: []v1.ContainerStatus{{Name: "app", Ready: true}}},
 	}
 	want := framework.NewPodInfo(full.DeepCopy())
