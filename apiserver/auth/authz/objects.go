@@ -20,7 +20,8 @@ import (
 // snapshot of the store taken at most snapshotTTL ago (one list per
 // resource and TTL, however many requests), and pods from the store, one
 // namespace or one key at a time. Objects handed out are shared and must
-// not be changed.
+// not be changed. While the cache (re)loads, reads go to the snapshot or
+// the store.
 type objects struct {
 	store *storage.Store
 	cache *cacher.Cacher
@@ -57,8 +58,9 @@ func (o *objects) list(ctx context.Context, res *registry.Resource, prefix strin
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		// Loading: read etcd this once.
-	} else if snap {
+		// Loading: the snapshot, or etcd this once.
+	}
+	if snap {
 		return o.fromSnapshot(ctx, res, prefix, pred)
 	}
 	r, err := o.store.List(ctx, res.Resource, prefix, res.New, storage.ListOptions{Predicate: pred})
