@@ -18,6 +18,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
+	"github.com/kubeish/kubeish/apiserver/app"
 	"github.com/kubeish/kubeish/pkg/testenv"
 )
 
@@ -244,7 +245,9 @@ func envInt(name string, def int) int {
 // process, which shares the machine's cores with the apiserver.
 func BenchmarkWatchFanout(b *testing.B) {
 	watchers, writes := envInt("BENCH_API_WATCHERS", 1000), envInt("BENCH_API_WATCH_WRITES", 30)
-	e := testenv.Start(b)
+	// Every watcher here is the same user, where in a cluster each node
+	// agent and controller is its own: no per-user watch limit.
+	e := testenv.Start(b, func(o *app.Options) { o.Limits.MaxWatchesPerUser = 0 })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c := newClient(e.URL, watchers+16)
