@@ -85,9 +85,10 @@ func (e *watchEncoder) send(typ watch.EventType, obj runtime.Object) error {
 	if err := e.info.Serializer.Encode(obj, &buf); err != nil {
 		return err
 	}
-	// The deadline covers this event's writes and flush. net/http clears
-	// it once the response is finished, before the connection serves
-	// another request.
+	// The deadline covers this event's writes and flush only: it is
+	// cleared again afterwards, because on HTTP/2 a stream's write
+	// deadline fires even while nothing is being written, and would reset
+	// an idle watch.
 	if err := e.flusher.SetWriteDeadline(time.Now().Add(watchWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}
@@ -96,7 +97,13 @@ func (e *watchEncoder) send(typ watch.EventType, obj runtime.Object) error {
 	if err := e.info.StreamSerializer.Serializer.Encode(ev, writer); err != nil {
 		return err
 	}
-	return e.flusher.Flush()
+	if err := e.flusher.Flush(); err != nil {
+		return err
+	}
+	if err := e.flusher.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	return nil
 }
 
 // watch streams the changes of a resource, as Kubernetes' watch does:
