@@ -33,7 +33,7 @@ PASS
 
 func TestTargetsAtOtherSizes(t *testing.T) {
 	r := &Report{
-		API: []APIFigure{{Op: "etcd-put", Clients: 64, OpsPerSec: 8000}, {Op: "create", Clients: 64, P99Ms: 40}, {Op: "update", Clients: 64, P99Ms: 60}},
+		API:       []APIFigure{{Op: "etcd-put", Clients: 64, OpsPerSec: 8000}, {Op: "create", Clients: 64, P99Ms: 40}, {Op: "update", Clients: 64, P99Ms: 60}},
 		Scheduler: []SchedulerFigure{{Nodes: 1000, PodsPerSec: 1500, WritesPerPod: 1}, {Nodes: 5000, PodsPerSec: 1200, WritesPerPod: 1}},
 		EndToEnd:  &EndToEndFigure{Nodes: 50, Replicas: 300, ReadySec: 2},
 	}
@@ -45,9 +45,9 @@ func TestTargetsAtOtherSizes(t *testing.T) {
 		met bool
 		at  string
 	}{
-		"scheduler at 5,000 nodes": {true, ""},
+		"scheduler at 5,000 nodes":                        {true, ""},
 		"mutating API p99 at 64 clients (create, update)": {false, ""},
-		"3,000 replicas Running and Ready": {true, "300 replicas on 50 nodes"},
+		"3,000 replicas Running and Ready":                {true, "300 replicas on 50 nodes"},
 	}
 	if len(r.Targets) != len(want) {
 		t.Fatalf("targets: %+v", r.Targets)
