@@ -105,9 +105,11 @@ func (c *Controller) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var runErr error
+	// The loops run in leader election's goroutine, which may still be
+	// ending when Run returns: their error is handed over through a channel.
+	loopsErr := make(chan error, 1)
 	err = c.opts.LeaderElection.Run(ctx, cs, c.log, func(ctx context.Context) {
-		runErr = c.runLoops(ctx)
+		loopsErr <- c.runLoops(ctx)
 	}, func(leading bool) {
 		c.leading.Store(leading)
 		if leading {
@@ -116,6 +118,11 @@ func (c *Controller) Run(ctx context.Context) error {
 			c.leader.Set(0)
 		}
 	})
+	var runErr error
+	select {
+	case runErr = <-loopsErr:
+	default:
+	}
 	return utilerrors.NewAggregate([]error{err, runErr})
 }
 
