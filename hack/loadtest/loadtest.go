@@ -228,7 +228,7 @@ func worker(ctx context.Context, c kubernetes.Interface, ns string, id int) map[
 			return
 		}
 		if err != nil {
-			op += "-error"
+			op += " error " + string(apierrors.ReasonForError(err))
 		}
 		ops[op]++
 	}
