@@ -61,6 +61,7 @@ type Controller struct {
 	pods   corelisters.PodLister
 	rss    appslisters.ReplicaSetLister
 	expect *expectations
+	starts *slowStarts
 	synced []cache.InformerSynced
 }
 
@@ -80,6 +81,7 @@ func New(cfg Config) (*Controller, error) {
 		pods:   cfg.Pods.Lister(),
 		rss:    cfg.ReplicaSets.Lister(),
 		expect: newExpectations(cfg.Now),
+		starts: newSlowStarts(),
 		synced: []cache.InformerSynced{cfg.Pods.Informer().HasSynced, cfg.ReplicaSets.Informer().HasSynced},
 	}
 	c.loop = loop.New(Name, c.sync, cfg.Metrics, cfg.Log)
@@ -89,6 +91,7 @@ func New(cfg Config) (*Controller, error) {
 		DeleteFunc: func(obj any) {
 			if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
 				c.expect.Forget(key)
+				c.starts.forget(key)
 			}
 			c.loop.Enqueue(obj)
 		},
@@ -339,11 +342,16 @@ func releasePatch(owner, podUID types.UID) []byte {
 func (c *Controller) manage(ctx context.Context, rs *appsv1.ReplicaSet, key string, active []*corev1.Pod) ([]*corev1.Pod, error) {
 	want := int(ptrInt32(rs.Spec.Replicas, 1))
 	diff := want - len(active)
+	if diff <= 0 {
+		c.starts.forget(key)
+	}
 	switch {
 	case diff > 0:
 		n := min(diff, c.cfg.BurstReplicas)
 		c.expect.ExpectCreations(key, n)
-		created, err := c.createPods(ctx, rs, key, n)
+		batches := SlowStartBatches(n, c.starts.initial(key))
+		created, err := c.createPods(ctx, rs, key, batches)
+		c.starts.done(key, batches, err == nil && created == n)
 		if created > 0 {
 			c.cfg.Recorder.Eventf(rs, corev1.EventTypeNormal, "SuccessfulCreate", "Created %d pod(s)", created)
 		}
@@ -398,12 +406,13 @@ func (c *Controller) manage(ctx context.Context, rs *appsv1.ReplicaSet, key stri
 	return active, nil
 }
 
-// createPods creates n pods in slow-start batches and returns how many it
-// created. Creations it skips or that fail lower the expectations, since
-// they will never be observed.
-func (c *Controller) createPods(ctx context.Context, rs *appsv1.ReplicaSet, key string, n int) (int, error) {
+// createPods creates pods in batches (one after another, the pods of a
+// batch at once; see SlowStartBatches) and returns how many it created.
+// After a batch with a failure it stops; creations it skips or that fail
+// lower the expectations, since they will never be observed.
+func (c *Controller) createPods(ctx context.Context, rs *appsv1.ReplicaSet, key string, batches []int) (int, error) {
 	created := 0
-	for i, batch := range SlowStartBatches(n, 1) {
+	for i, batch := range batches {
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		var errs []error
@@ -425,7 +434,7 @@ func (c *Controller) createPods(ctx context.Context, rs *appsv1.ReplicaSet, key 
 		wg.Wait()
 		if len(errs) > 0 {
 			skipped := 0
-			for _, b := range SlowStartBatches(n, 1)[i+1:] {
+			for _, b := range batches[i+1:] {
 				skipped += b
 			}
 			for range skipped {
