@@ -193,6 +193,13 @@ func (s *Server) watch(req *request, p *listParams) error {
 	req.w.Header().Set("Cache-Control", "no-cache, private")
 	req.w.WriteHeader(http.StatusOK)
 	enc := &watchEncoder{s: s, info: acc.info, w: req.w, flusher: http.NewResponseController(req.w), table: acc.table, include: inc, kind: req.res.Kind}
+	if req.r.ProtoMajor == 1 {
+		// On HTTP/1.1, net/http writes the stream's last chunk after the
+		// handler returns: bound that write too (net/http clears the
+		// deadline before the connection's next request). An HTTP/2
+		// stream ends without another write of ours.
+		defer func() { _ = enc.flusher.SetWriteDeadline(time.Now().Add(watchWriteTimeout)) }()
+	}
 	// A write that timed out is a client that stopped reading.
 	writeFailed := func(err error) error {
 		if errors.Is(err, os.ErrDeadlineExceeded) {

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubeish/kubeish/apiserver/app"
 	"github.com/kubeish/kubeish/pkg/poll"
@@ -87,4 +93,52 @@ func TestSlowWatchClientDropped(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestIdleWatchOverHTTP2: the write deadline of a watch covers its writes
+// only, so a watch over HTTP/2 (client-go's protocol over TLS) that has
+// nothing to send for longer than the deadline stays open and gets the
+// next change.
+func TestIdleWatchOverHTTP2(t *testing.T) {
+	t.Parallel()
+	e := testenv.Start(t)
+	cfg := e.AdminConfig(t)
+	c := kubernetes.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+	cms := c.CoreV1().ConfigMaps("default")
+	first, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "first"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := cms.Watch(ctx, metav1.ListOptions{ResourceVersion: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	next := func(want string) {
+		t.Helper()
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok || ev.Type == watch.Error {
+				t.Fatalf("watch ended waiting for %s: %v", want, ev.Object)
+			}
+			if name := ev.Object.(*corev1.ConfigMap).Name; name != want {
+				t.Fatalf("event for %s, want %s", name, want)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no event for %s", want)
+		}
+	}
+	next(first.Name)
+	// Idle for longer than the write deadline (10 s): nothing may arrive,
+	// the end of the stream included.
+	select {
+	case ev, ok := <-w.ResultChan():
+		t.Fatalf("the idle watch got %q (open %v): %v", ev.Type, ok, ev.Object)
+	case <-time.After(12 * time.Second):
+	}
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "second"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	next("second")
 }
