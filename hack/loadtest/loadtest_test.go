@@ -45,8 +45,9 @@ const (
 	// objects and ring (2,000 ConfigMaps of 1 KiB, a ring of 4,096
 	// changes: under 20 MiB); per watcher at most 64 queued events and one
 	// in the writer (slow watchers' kernel socket buffers are not the
-	// process's); etcd's history between compactions (10 s of writes: a
-	// few thousand revisions of 1.3 KiB) and its bbolt pages; and the Go
+	// process's); etcd's history (compacted every 5 minutes, so the whole
+	// run's: ~400 writes/s of 1.3 KiB, ~30 MiB a minute, in bbolt's pages
+	// and its index); and the Go
 	// heap's headroom (GOGC=100 lets the heap grow to twice the live heap
 	// before a collection). An apiserver that buffered for slow watchers
 	// without bound would not stay within it for the minute: each of the
@@ -103,8 +104,9 @@ func TestLoad(t *testing.T) {
 	codes := loadtest.NewCodes()
 	// Each client is a user of its own with its own certificate, so its
 	// own transport: HTTP/1.1 for the workers (one connection each, as
-	// 200 separate processes would have); every other slow watcher on
-	// HTTP/2, so both write paths are cut off when a client stops reading.
+	// 200 separate processes would have); every other watcher on HTTP/2,
+	// so that both protocols' write paths are cut off when a client stops
+	// reading, and both keep an idle watch open.
 	client := func(name string, h2 bool) kubernetes.Interface {
 		cfg := e.ConfigFor(t, name, pki.MastersGroup)
 		if !h2 {
@@ -134,7 +136,7 @@ func TestLoad(t *testing.T) {
 		lc.SlowWatchers = append(lc.SlowWatchers, client(fmt.Sprintf("load-slow-%02d", i), i%2 == 0))
 	}
 	for i := range idleWatchers {
-		lc.IdleWatchers = append(lc.IdleWatchers, client(fmt.Sprintf("load-idle-%02d", i), false))
+		lc.IdleWatchers = append(lc.IdleWatchers, client(fmt.Sprintf("load-idle-%02d", i), i%2 == 0))
 	}
 	// The prober is anonymous, as a load balancer's or kubelet's is.
 	pool := x509.NewCertPool()
@@ -230,6 +232,9 @@ func TestLoad(t *testing.T) {
 	if bound := 2*res.Start.RSS + rssSlack; res.Peak.RSS > bound {
 		t.Errorf("RSS peaked at %s, over the bound of %s (twice the start plus %s)", mib(res.Peak.RSS), mib(bound), mib(rssSlack))
 	}
+	if res.IdleRewatches > 0 {
+		t.Errorf("%d idle watches ended during the run (--min-request-timeout is 30 minutes)", res.IdleRewatches)
+	}
 	if res.SlowWatchEvents == 0 {
 		t.Error("the slow watchers read nothing")
 	}
@@ -302,10 +307,6 @@ func startAPIServer(t *testing.T) *apiserver {
 		"--data-dir", filepath.Join(dir, "data"),
 		"--etcd-listen-client-url", "http://127.0.0.1:0",
 		"--etcd-listen-peer-url", "http://127.0.0.1:0",
-		// Keep etcd's history to the last 10 s of writes (5 minutes by
-		// default): a minute of this load's writes kept whole would be
-		// growth of etcd's, not of anything the test is about.
-		"--etcd-compaction-interval", "10s",
 		// In-flight limits sized for a small control plane. Kubernetes'
 		// defaults (400 and 200) suit masters of 16 cores and more; on 2
 		// to 4 cores 200 clients never reach them, every request is
