@@ -382,7 +382,8 @@ func runScale(ctx context.Context, r *runner, sz sizes, rep *Report) error {
 	}
 	rep.EndToEnd = &EndToEndFigure{Nodes: s.Nodes, NodesReadySec: s.NodesReadySec, Replicas: s.Rollout.Pods,
 		CreatedSec: s.Rollout.CreatedSec, ScheduledSec: s.Rollout.ScheduledSec, ReadySec: s.Rollout.ReadySec,
-		PodsPerSec: s.Rollout.PodsPerSec, StartupP50Sec: s.Rollout.StartupP50Sec, StartupP99Sec: s.Rollout.StartupP99Sec}
+		PodsPerSec: s.Rollout.PodsPerSec, StartupP50Sec: s.Rollout.StartupP50Sec, StartupP99Sec: s.Rollout.StartupP99Sec,
+		WritesPerPod: s.Rollout.WritesPerPod}
 	st := &SteadyFigure{Nodes: s.Nodes, Pods: s.SteadyPods, WindowSec: s.WindowSec, Processes: s.Processes, PerHollowNode: s.PerHollowNode}
 	if s.ScaleUp != nil {
 		st.ScaleUpPods, st.ScaleUpSec = s.ScaleUp.Pods, s.ScaleUp.ReadySec

@@ -93,6 +93,9 @@ type EndToEndFigure struct {
 	PodsPerSec    float64 `json:"podsPerSecond"`
 	StartupP50Sec float64 `json:"podStartupP50Seconds"`
 	StartupP99Sec float64 `json:"podStartupP99Seconds"`
+	// WritesPerPod are the apiserver's writes during the rollout per pod,
+	// by resource[/subresource], the nodes' heartbeats left out.
+	WritesPerPod map[string]float64 `json:"writesPerPod,omitempty"`
 }
 
 // SteadyFigure is every process's usage with the cluster at rest.
@@ -142,13 +145,14 @@ type scaleResult struct {
 }
 
 type scaleRollout struct {
-	Pods          int     `json:"pods"`
-	CreatedSec    float64 `json:"allCreatedSeconds"`
-	ScheduledSec  float64 `json:"allScheduledSeconds"`
-	ReadySec      float64 `json:"allReadySeconds"`
-	PodsPerSec    float64 `json:"podsPerSecond"`
-	StartupP50Sec float64 `json:"startupP50Seconds"`
-	StartupP99Sec float64 `json:"startupP99Seconds"`
+	Pods          int                `json:"pods"`
+	CreatedSec    float64            `json:"allCreatedSeconds"`
+	ScheduledSec  float64            `json:"allScheduledSeconds"`
+	ReadySec      float64            `json:"allReadySeconds"`
+	PodsPerSec    float64            `json:"podsPerSecond"`
+	StartupP50Sec float64            `json:"startupP50Seconds"`
+	StartupP99Sec float64            `json:"startupP99Seconds"`
+	WritesPerPod  map[string]float64 `json:"writesPerPod"`
 }
 
 // ProcessUsage is one process over the steady-state window.
@@ -274,6 +278,9 @@ func printReport(w io.Writer, r *Report) {
 		fmt.Fprintf(tw, "\t\t\t\n")
 		fmt.Fprintf(tw, "end to end: Deployment of %d on %d hollow nodes\tall Running+Ready %.1f s (%.0f pods/s): created %.1f s, bound %.1f s; per pod p50 %.2f s, p99 %.2f s\n",
 			e.Replicas, e.Nodes, e.ReadySec, e.PodsPerSec, e.CreatedSec, e.ScheduledSec, e.StartupP50Sec, e.StartupP99Sec)
+		if len(e.WritesPerPod) > 0 {
+			fmt.Fprintf(tw, "  API writes per pod during it\t%s\n", formatWrites(e.WritesPerPod))
+		}
 	}
 	if s := r.Steady; s != nil {
 		fmt.Fprintf(tw, "\t\t\t\n")
@@ -328,4 +335,21 @@ func printReport(w io.Writer, r *Report) {
 	fmt.Fprintf(tw, "\t\t\t\n")
 	fmt.Fprintf(tw, "time per part\t%s\n", strings.Join(parts, ", "))
 	_ = tw.Flush()
+}
+
+// formatWrites prints writes per pod, the total first, then by resource,
+// most first.
+func formatWrites(w map[string]float64) string {
+	keys := make([]string, 0, len(w))
+	total := 0.0
+	for k, v := range w {
+		keys = append(keys, k)
+		total += v
+	}
+	sort.Slice(keys, func(i, j int) bool { return w[keys[i]] > w[keys[j]] || w[keys[i]] == w[keys[j]] && keys[i] < keys[j] })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %.2f", k, w[k])
+	}
+	return fmt.Sprintf("%.2f (%s)", total, strings.Join(parts, ", "))
 }

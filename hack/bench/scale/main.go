@@ -22,6 +22,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 
@@ -33,8 +34,10 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	goruntime "runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -91,6 +94,10 @@ type Rollout struct {
 	StartupP99Sec   float64 `json:"startupP99Seconds"`
 	DeleteSec       float64 `json:"deleteSeconds,omitempty"`
 	DeletePodsPerSc float64 `json:"deletePodsPerSecond,omitempty"`
+	// WritesPerPod are the apiserver's successful writes during the
+	// rollout per pod, by resource[/subresource] (pods, pods/binding,
+	// pods/status, events, …; not the nodes' heartbeats).
+	WritesPerPod map[string]float64 `json:"writesPerPod,omitempty"`
 }
 
 // ProcessUsage is one process over the steady-state window.
@@ -298,10 +305,12 @@ func run(ctx context.Context, o options) (err error) {
 	for i := 0; i < o.count; i++ {
 		name = fmt.Sprintf("scale-%d", i)
 		logf("rollout %d: Deployment %s, %d replicas", i+1, name, o.replicas)
+		w0 := apiWrites(apiURL)
 		r, err := rollout(ctx, ps, cs, tr, ns, name, o.replicas, o.timeout)
 		if err != nil {
 			return err
 		}
+		r.WritesPerPod = perPod(w0, apiWrites(apiURL), r.Pods)
 		logf("rollout %d: all Running and Ready after %.1fs (%.0f pods/s)", i+1, r.ReadySec, r.PodsPerSec)
 		if i < o.count-1 {
 			if err := deleteDeployment(ctx, ps, cs, tr, ns, name, &r, o.timeout); err != nil {
@@ -368,6 +377,50 @@ func run(ctx context.Context, o options) (err error) {
 		return pause(ctx, o.hold)
 	}
 	return nil
+}
+
+// writeSample is one apiserver_request_total sample of a successful write.
+var writeSample = regexp.MustCompile(`^apiserver_request_total\{code="2\d\d",resource="([^"]*)",subresource="([^"]*)",verb="(POST|PUT|PATCH|DELETE)"\} (\S+)$`)
+
+// apiWrites returns the apiserver's successful writes so far by
+// resource[/subresource], from its /metrics (nil when it cannot be read).
+func apiWrites(apiURL string) map[string]float64 {
+	resp, err := http.Get(apiURL + "/metrics")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		m := writeSample.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		v, _ := strconv.ParseFloat(m[4], 64)
+		k := m[1]
+		if m[2] != "" {
+			k += "/" + m[2]
+		}
+		out[k] += v
+	}
+	return out
+}
+
+// perPod returns the writes between two apiWrites readings divided by pods,
+// leaving out the nodes' own (leases, nodes).
+func perPod(before, after map[string]float64, pods int) map[string]float64 {
+	if after == nil || pods == 0 {
+		return nil
+	}
+	out := map[string]float64{}
+	for k, v := range after {
+		if d := v - before[k]; d > 0 && !strings.HasPrefix(k, "leases") && !strings.HasPrefix(k, "nodes") {
+			out[k] = d / float64(pods)
+		}
+	}
+	return out
 }
 
 // flagsOf returns the flags a binary's --help lists, so that the
@@ -645,7 +698,7 @@ func median(rs []Rollout) Rollout {
 		}
 		return (v[len(v)/2-1] + v[len(v)/2]) / 2
 	}
-	return Rollout{Pods: rs[0].Pods,
+	return Rollout{Pods: rs[0].Pods, WritesPerPod: rs[0].WritesPerPod,
 		CreatedSec:      pick(func(r Rollout) float64 { return r.CreatedSec }),
 		ScheduledSec:    pick(func(r Rollout) float64 { return r.ScheduledSec }),
 		ReadySec:        pick(func(r Rollout) float64 { return r.ReadySec }),
@@ -668,6 +721,9 @@ func printTable(w *os.File, r *Result) {
 	ro := r.Rollout
 	fmt.Fprintf(tw, "rollout: %d replicas (median of %d)\tcreated %.1f s, bound %.1f s, Running+Ready %.1f s: %.0f pods/s; per pod seen→Ready p50 %.2f s, p99 %.2f s\n",
 		ro.Pods, len(r.Rollouts), ro.CreatedSec, ro.ScheduledSec, ro.ReadySec, ro.PodsPerSec, ro.StartupP50Sec, ro.StartupP99Sec)
+	if len(ro.WritesPerPod) > 0 {
+		fmt.Fprintf(tw, "API writes per pod during the rollout\t%s\n", formatWrites(ro.WritesPerPod))
+	}
 	if ro.DeleteSec > 0 {
 		fmt.Fprintf(tw, "delete: %d pods\t%.1f s: %.0f pods/s\n", ro.Pods, ro.DeleteSec, ro.DeletePodsPerSc)
 	}
@@ -689,4 +745,21 @@ func printTable(w *os.File, r *Result) {
 	fmt.Fprintf(tw, "  control plane total\t%.2f\t%.1f\t%.0f\t\n", cpu, 100*cpu/r.WindowSec, rss)
 	fmt.Fprintf(tw, "  hollow, per node\t\t%.2f millicores\t%.0f KiB\t\n", r.PerHollowNode.CPUMillicores, r.PerHollowNode.RSSKiB)
 	_ = tw.Flush()
+}
+
+// formatWrites prints writes per pod, total first, then by resource, most
+// first.
+func formatWrites(w map[string]float64) string {
+	keys := make([]string, 0, len(w))
+	total := 0.0
+	for k, v := range w {
+		keys = append(keys, k)
+		total += v
+	}
+	sort.Slice(keys, func(i, j int) bool { return w[keys[i]] > w[keys[j]] || w[keys[i]] == w[keys[j]] && keys[i] < keys[j] })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %.2f", k, w[k])
+	}
+	return fmt.Sprintf("%.2f (%s)", total, strings.Join(parts, ", "))
 }
