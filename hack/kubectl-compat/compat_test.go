@@ -238,7 +238,8 @@ spec:
 `
 
 func TestKubectl(t *testing.T) {
-	c := startCluster(t)
+	// The test's node is a plain-HTTP httptest server.
+	c := startCluster(t, "--kubelet-insecure-http")
 
 	t.Run("version", func(t *testing.T) {
 		contains(t, "version", c.ok("version"), "Client Version: v1.", "Server Version: v1.")
