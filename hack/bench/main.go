@@ -50,21 +50,21 @@ type sizes struct {
 	schedLarge               bool   // SCHED_BENCH_LARGE
 	schedCount               int    // runs per scheduler case (median reported)
 	scaleArgs                []string
-	schedTimeout, allTimeout time.Duration
+	schedTimeout, scaleTimeout time.Duration
 }
 
 func fullSizes() sizes {
 	return sizes{apiOps: 2000, watchers: 1000, watchWrites: 50,
 		schedCases: "nodes=(1000|5000)/", schedLarge: true, schedCount: 3,
 		scaleArgs:    []string{"--nodes", "1000", "--replicas", "3000", "--steady-replicas", "30000", "--settle", "10s", "--window", "30s"},
-		schedTimeout: 20 * time.Minute, allTimeout: 15 * time.Minute}
+		schedTimeout: 20 * time.Minute, scaleTimeout: 15 * time.Minute}
 }
 
 func smokeSizes() sizes {
 	return sizes{apiOps: 200, watchers: 1000, watchWrites: 10,
 		schedCases: "nodes=100/", schedCount: 1,
 		scaleArgs:    []string{"--smoke", "--settle", "2s", "--window", "5s"},
-		schedTimeout: 5 * time.Minute, allTimeout: 5 * time.Minute}
+		schedTimeout: 5 * time.Minute, scaleTimeout: 5 * time.Minute}
 }
 
 type options struct {
@@ -369,7 +369,7 @@ func runStartup(ctx context.Context, r *runner, rep *Report) (string, error) {
 func runScale(ctx context.Context, r *runner, sz sizes, rep *Report) error {
 	out := filepath.Join(r.dir, "scale.json")
 	args := append([]string{"run", "./hack/bench/scale", "--out", out}, sz.scaleArgs...)
-	if _, err := r.run(ctx, "scale", sz.allTimeout, nil, "go", args...); err != nil {
+	if _, err := r.run(ctx, "scale", sz.scaleTimeout, nil, "go", args...); err != nil {
 		return err
 	}
 	b, err := os.ReadFile(out)
