@@ -44,12 +44,12 @@ var allParts = []string{"api", "watch", "scheduler", "startup", "scale"}
 
 // sizes are one run's sample counts and cluster sizes.
 type sizes struct {
-	apiOps                   int    // requests per API figure
-	watchers, watchWrites    int    // fan-out
-	schedCases               string // -bench pattern of scheduler/bench's cases
-	schedLarge               bool   // SCHED_BENCH_LARGE
-	schedCount               int    // runs per scheduler case (median reported)
-	scaleArgs                []string
+	apiOps                     int    // requests per API figure
+	watchers, watchWrites      int    // fan-out
+	schedCases                 string // -bench pattern of scheduler/bench's cases
+	schedLarge                 bool   // SCHED_BENCH_LARGE
+	schedCount                 int    // runs per scheduler case (median reported)
+	scaleArgs                  []string
 	schedTimeout, scaleTimeout time.Duration
 }
 
