@@ -239,8 +239,12 @@ func setContext(path, name, from string) error {
 	if err != nil {
 		return err
 	}
-	cfg.Clusters[name] = src.Clusters[ctx.Cluster]
-	cfg.AuthInfos[name] = src.AuthInfos[ctx.AuthInfo]
+	// Copies without their LocationOfOrigin (the --from file), or
+	// ModifyConfig writes them back there instead of into path.
+	cluster, user := *src.Clusters[ctx.Cluster], *src.AuthInfos[ctx.AuthInfo]
+	cluster.LocationOfOrigin, user.LocationOfOrigin = "", ""
+	cfg.Clusters[name] = &cluster
+	cfg.AuthInfos[name] = &user
 	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name, Namespace: "default"}
 	cfg.CurrentContext = name
 	return clientcmd.ModifyConfig(rules, *cfg, false)
