@@ -96,6 +96,7 @@ func NewOptions() *Options {
 		ShutdownTimeout:     10 * time.Second,
 		MetricResolution:    15 * time.Second,
 		MetricNodeTimeout:   10 * time.Second,
+		Limits:              NewLimitOptions(),
 	}
 }
 
@@ -125,6 +126,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 
 // Validate checks the options that do not need any I/O.
 func (o *Options) Validate() error {
+	if err := o.Limits.Validate(); err != nil {
+		return err
+	}
 	if _, err := splitListenAddress("--listen-address", o.ListenAddress); err != nil {
 		return err
 	}
@@ -371,6 +375,7 @@ func Start(ctx context.Context, o Options, log *zap.Logger, reg *prometheus.Regi
 		Handler:           chain,
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       90 * time.Second,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 		BaseContext:       func(net.Listener) context.Context { return runCtx },
 	}
@@ -380,6 +385,7 @@ func Start(ctx context.Context, o Options, log *zap.Logger, reg *prometheus.Regi
 		a.insecure = &http.Server{
 			Handler:           chain,
 			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       90 * time.Second,
 			ErrorLog:          zap.NewStdLog(log.Named("http-insecure")),
 			BaseContext:       func(net.Listener) context.Context { return insecureCtx },
 		}

@@ -233,7 +233,9 @@ func (s *Server) instrument(w http.ResponseWriter, r *http.Request, resource, su
 		code = http.StatusOK
 	}
 	s.metrics.observe(verb, resource, sub, code, time.Since(start))
-	if code >= 500 {
+	// A client that went away ends its request with context.Canceled:
+	// that is not the server failing, so it is not logged as an error.
+	if code >= 500 && !errors.Is(r.Context().Err(), context.Canceled) {
 		s.log.Error("request failed", zap.String("verb", verb), zap.String("path", r.URL.Path), zap.Int("code", code), zap.Error(err))
 	} else if ce := s.log.Check(zap.DebugLevel, "request"); ce != nil {
 		ce.Write(zap.String("verb", verb), zap.String("path", r.URL.Path), zap.Int("code", code), zap.Duration("took", time.Since(start)))
