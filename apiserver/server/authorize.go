@@ -169,24 +169,10 @@ func nonResourceAttributes(r *http.Request) authz.Attributes {
 func (s *Server) selfSubjectAccessReview(w http.ResponseWriter, r *http.Request) {
 	gr := schema.GroupResource{Group: authorizationGV.Group, Resource: "selfsubjectaccessreviews"}
 	s.instrument(w, r, gr.Resource, "", func(w http.ResponseWriter) (string, error) {
-		if r.Method != http.MethodPost {
-			return r.Method, apierrors.NewMethodNotSupported(gr, strings.ToLower(r.Method))
-		}
-		at := authz.Attributes{Verb: authz.VerbCreate, APIGroup: gr.Group, Resource: gr.Resource, ResourceRequest: true}
-		if err := s.authorize(r.Context(), &at); err != nil {
-			return "POST", err
-		}
 		review := &authorizationv1.SelfSubjectAccessReview{}
-		mode, err := parseFieldValidation(r)
+		caller, err := s.readReview(r, gr, "SelfSubjectAccessReview", review)
 		if err != nil {
-			return "POST", err
-		}
-		body, err := readBody(r)
-		if err != nil {
-			return "POST", err
-		}
-		if _, err := s.codecs.decode(r.Header.Get("Content-Type"), body, authorizationGV.WithKind("SelfSubjectAccessReview"), review, mode); err != nil {
-			return "POST", err
+			return r.Method, err
 		}
 		spec := review.Spec
 		var ask authz.Attributes
@@ -204,7 +190,7 @@ func (s *Server) selfSubjectAccessReview(w http.ResponseWriter, r *http.Request)
 			return "POST", invalidReview(field.Required(field.NewPath("spec", "resourceAttributes"),
 				"exactly one of nonResourceAttributes or resourceAttributes must be specified"))
 		}
-		ask.User = at.User
+		ask.User = caller
 		allowed, reason, err := s.authz.Authorize(r.Context(), ask)
 		if err != nil {
 			return "POST", err
@@ -214,6 +200,31 @@ func (s *Server) selfSubjectAccessReview(w http.ResponseWriter, r *http.Request)
 		s.writeObject(w, r, http.StatusCreated, review)
 		return "POST", nil
 	})
+}
+
+// readReview is the start both reviews share: only POST, the caller may
+// create the review, and the body decodes into review. It returns the
+// caller.
+func (s *Server) readReview(r *http.Request, gr schema.GroupResource, kind string, review runtime.Object) (*user.Info, error) {
+	if r.Method != http.MethodPost {
+		return nil, apierrors.NewMethodNotSupported(gr, strings.ToLower(r.Method))
+	}
+	at := authz.Attributes{Verb: authz.VerbCreate, APIGroup: gr.Group, Resource: gr.Resource, ResourceRequest: true}
+	if err := s.authorize(r.Context(), &at); err != nil {
+		return nil, err
+	}
+	mode, err := parseFieldValidation(r)
+	if err != nil {
+		return nil, err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.codecs.decode(r.Header.Get("Content-Type"), body, authorizationGV.WithKind(kind), review, mode); err != nil {
+		return nil, err
+	}
+	return at.User, nil
 }
 
 func invalidReview(e *field.Error) error {
@@ -234,32 +245,18 @@ func authorizationResources() []metav1.APIResource {
 func (s *Server) selfSubjectRulesReview(w http.ResponseWriter, r *http.Request) {
 	gr := schema.GroupResource{Group: authorizationGV.Group, Resource: "selfsubjectrulesreviews"}
 	s.instrument(w, r, gr.Resource, "", func(w http.ResponseWriter) (string, error) {
-		if r.Method != http.MethodPost {
-			return r.Method, apierrors.NewMethodNotSupported(gr, strings.ToLower(r.Method))
-		}
-		at := authz.Attributes{Verb: authz.VerbCreate, APIGroup: gr.Group, Resource: gr.Resource, ResourceRequest: true}
-		if err := s.authorize(r.Context(), &at); err != nil {
-			return "POST", err
-		}
 		review := &authorizationv1.SelfSubjectRulesReview{}
-		mode, err := parseFieldValidation(r)
+		caller, err := s.readReview(r, gr, "SelfSubjectRulesReview", review)
 		if err != nil {
-			return "POST", err
-		}
-		body, err := readBody(r)
-		if err != nil {
-			return "POST", err
-		}
-		if _, err := s.codecs.decode(r.Header.Get("Content-Type"), body, authorizationGV.WithKind("SelfSubjectRulesReview"), review, mode); err != nil {
-			return "POST", err
+			return r.Method, err
 		}
 		var rules []rbacv1.PolicyRule
-		if at.User.InGroup(user.MastersGroup) {
+		if caller.InGroup(user.MastersGroup) {
 			rules = []rbacv1.PolicyRule{
 				{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"}},
 				{Verbs: []string{"*"}, NonResourceURLs: []string{"*"}},
 			}
-		} else if rules, err = s.authz.RulesFor(r.Context(), at.User, review.Spec.Namespace); err != nil {
+		} else if rules, err = s.authz.RulesFor(r.Context(), caller, review.Spec.Namespace); err != nil {
 			return "POST", err
 		}
 		st := authorizationv1.SubjectRulesReviewStatus{ResourceRules: []authorizationv1.ResourceRule{}, NonResourceRules: []authorizationv1.NonResourceRule{}}
@@ -271,7 +268,7 @@ func (s *Server) selfSubjectRulesReview(w http.ResponseWriter, r *http.Request) 
 			st.ResourceRules = append(st.ResourceRules, authorizationv1.ResourceRule{Verbs: rule.Verbs, APIGroups: rule.APIGroups,
 				Resources: rule.Resources, ResourceNames: rule.ResourceNames})
 		}
-		if _, ok := authz.NodeName(at.User); ok {
+		if _, ok := authz.NodeName(caller); ok {
 			st.Incomplete = true
 			st.EvaluationError = "the node authorizer's rights depend on the objects and are not listed"
 		}
