@@ -10,7 +10,9 @@ import (
 	"github.com/kubeish/kubeish/apiserver/encryption"
 )
 
-func b64(fill byte, n int) string { return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{fill}, n)) }
+func b64(fill byte, n int) string {
+	return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{fill}, n))
+}
 
 func TestParse(t *testing.T) {
 	for _, tc := range []struct {
