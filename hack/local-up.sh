@@ -312,7 +312,7 @@ down() {
   local args=()
   [ -n "$KUBECONFIG_FILE" ] && args+=(--kubeconfig "$KUBECONFIG_FILE")
   [ -x "$BIN/localup" ] && "$BIN/localup" kubeconfig remove "${args[@]}" || true
-  log "stopped; the API's data stays in $DATA_DIR/apiserver (rm -rf $DATA_DIR for a fresh cluster)"
+  log "stopped; the API's data and the cluster's credentials stay in $DATA_DIR (rm -rf $DATA_DIR for a fresh cluster)"
 }
 
 up() {
