@@ -207,6 +207,9 @@ func applyPatch(pt types.PatchType, original, patch []byte, dataStruct any) ([]b
 	case types.JSONPatchType:
 		var p jsonpatch.Patch
 		if p, err = jsonpatch.DecodePatch(patch); err == nil {
+			if len(p) > maxJSONPatchOperations {
+				return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("the json patch has %d operations, more than the %d allowed", len(p), maxJSONPatchOperations))
+			}
 			out, err = p.Apply(original)
 		}
 	case types.MergePatchType:
@@ -214,10 +217,26 @@ func applyPatch(pt types.PatchType, original, patch []byte, dataStruct any) ([]b
 	case types.StrategicMergePatchType:
 		out, err = strategicpatch.StrategicMergePatch(original, patch, dataStruct)
 	}
-	if err != nil {
+	var tooBig *jsonpatch.AccumulatedCopySizeError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, apierrors.NewRequestEntityTooLargeError(err.Error())
+	case err != nil:
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the %s could not be applied: %v", pt, err))
+	case len(out) > maxBodyBytes:
+		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("the patched object would be %d bytes; the limit is %d", len(out), maxBodyBytes))
 	}
 	return out, nil
+}
+
+// maxJSONPatchOperations bounds a JSON patch's length, as Kubernetes does.
+const maxJSONPatchOperations = 10000
+
+func init() {
+	// A JSON patch's "copy" operations can double the document each: bound
+	// what they add in all (the library's default is no bound), as the
+	// Kubernetes apiserver does.
+	jsonpatch.AccumulatedCopySizeLimit = 2 * maxBodyBytes
 }
 
 // patchBody reads a patch request: its type, its body and whether the
