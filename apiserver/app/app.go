@@ -291,7 +291,7 @@ func Start(ctx context.Context, o Options, log *zap.Logger, reg *prometheus.Regi
 		if getter == nil {
 			t := sec.nodeTransport()
 			t.MaxIdleConnsPerHost, t.IdleConnTimeout = 2, 2*o.MetricResolution
-			getter = metricsapi.HTTPGetter{Client: &http.Client{Timeout: o.MetricNodeTimeout, Transport: t}, Scheme: sec.nodeScheme()}
+			getter = metricsapi.HTTPGetter{Client: &http.Client{Timeout: o.MetricNodeTimeout, Transport: t, CheckRedirect: noRedirects}, Scheme: sec.nodeScheme()}
 		}
 		a.Metrics, err = metricsapi.New(metricsapi.Config{
 			Objects: storeLister{store: store, cache: cache, res: registry.NewSet()}, Getter: getter,
@@ -307,7 +307,7 @@ func Start(ctx context.Context, o Options, log *zap.Logger, reg *prometheus.Regi
 		Logger: log, Registerer: reg, Gatherer: reg, Ready: ready,
 		Version:          version.Info{Major: "1", Minor: "37", GitVersion: Version, Platform: "linux"},
 		BookmarkInterval: o.BookmarkInterval,
-		NodeClient:       &http.Client{Timeout: 0, Transport: nodeLogTransport(sec)},
+		NodeClient:       &http.Client{Timeout: 0, Transport: nodeLogTransport(sec), CheckRedirect: noRedirects},
 		NodeScheme:       sec.nodeScheme(),
 		Metrics:          metricsSource,
 		Cache:            cache,
@@ -439,6 +439,11 @@ func (a *APIServer) Close() error {
 }
 
 // nodeLogTransport is the pods/log proxy's transport to node agents.
+// noRedirects keeps requests to node agents at the address the node
+// published: a node answering with a redirect would otherwise have the
+// apiserver carry its client certificate (and its reach) wherever it says.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
 func nodeLogTransport(sec *security) *http.Transport {
 	t := sec.nodeTransport()
 	t.ResponseHeaderTimeout = 30 * time.Second

@@ -197,7 +197,10 @@ func (s *security) kubeletClientTLS(log *zap.Logger) (*tls.Config, error) {
 	certFile, keyFile := so.KubeletClientCertificate, so.KubeletClientKey
 	if certFile == "" {
 		certFile, keyFile = filepath.Join(s.dir, KubeletClientCertFile), filepath.Join(s.dir, KubeletClientKeyFile)
-		spec := pki.Spec{CommonName: pki.APIServerKubeletClientUser, Organizations: []string{pki.MastersGroup}, Usage: pki.Client}
+		// Not in system:masters: node agents accept it by its name, and a
+		// credential the apiserver sends to addresses nodes publish must
+		// not be worth more than that.
+		spec := pki.Spec{CommonName: pki.APIServerKubeletClientUser, Usage: pki.Client}
 		if err := s.ensureLeaf("kubelet client certificate", certFile, keyFile, spec, log); err != nil {
 			return nil, err
 		}
@@ -320,7 +323,8 @@ func servingSpec(extra []string, advertise, listenIP net.IP, firstServiceIP stri
 func (s *security) ensureLeaf(what, certFile, keyFile string, spec pki.Spec, log *zap.Logger) error {
 	if cert, err := pki.ReadCertificate(certFile); err == nil {
 		_, keyErr := os.Stat(keyFile)
-		if keyErr == nil && time.Until(cert.NotAfter) > 24*time.Hour && cert.CheckSignatureFrom(s.ca.Cert) == nil && coversSANs(cert, spec) {
+		if keyErr == nil && time.Until(cert.NotAfter) > 24*time.Hour && cert.CheckSignatureFrom(s.ca.Cert) == nil && coversSANs(cert, spec) &&
+			cert.Subject.CommonName == spec.CommonName && slices.Equal(cert.Subject.Organization, spec.Organizations) {
 			return nil
 		}
 	}

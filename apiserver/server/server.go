@@ -80,7 +80,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.BookmarkInterval = time.Minute
 	}
 	if cfg.NodeClient == nil {
-		cfg.NodeClient = &http.Client{}
+		cfg.NodeClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	if cfg.NodeScheme == "" {
 		cfg.NodeScheme = "http"

@@ -323,6 +323,9 @@ func (s *Server) podLog(req *request) error {
 		return apierrors.NewServiceUnavailable(fmt.Sprintf("cannot reach node %s: %v", node.Name, err))
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return apierrors.NewServiceUnavailable(fmt.Sprintf("node %s answered the log request with a redirect (%d), which is not followed", node.Name, resp.StatusCode))
+	}
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return apierrors.NewGenericServerResponse(resp.StatusCode, "get", schema.GroupResource{Resource: "pods/log"}, pod.Name, string(msg), 0, false)
