@@ -52,7 +52,23 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
+// metricVerbs and metricSubresources are the label values a request can
+// bring in; anything else (a made-up HTTP method, a made-up subresource) is
+// counted as "other", so that no client, not even an anonymous one, can
+// grow the metrics without bound.
+var (
+	metricVerbs = map[string]bool{"GET": true, "LIST": true, "WATCH": true, "POST": true, "PUT": true, "PATCH": true,
+		"DELETE": true, "DELETECOLLECTION": true, "CONNECT": true, "HEAD": true, "OPTIONS": true}
+	metricSubresources = map[string]bool{"": true, "status": true, "scale": true, "binding": true, "log": true, "finalize": true}
+)
+
 func (m *metrics) observe(verb, resource, sub string, code int, d time.Duration) {
+	if !metricVerbs[verb] {
+		verb = "other"
+	}
+	if !metricSubresources[sub] {
+		sub = "other"
+	}
 	m.requests.WithLabelValues(verb, resource, sub, strconv.Itoa(code)).Inc()
 	if verb != "WATCH" && !(verb == "GET" && sub == "log") {
 		m.latency.WithLabelValues(verb, resource, sub).Observe(d.Seconds())
