@@ -209,6 +209,9 @@ func TestAuthzNodeRestriction(t *testing.T) {
 	own.Labels["node-restriction.kubernetes.io/trusted"] = "yes"
 	_, err = nodeA.CoreV1().Nodes().Update(ctx, own, metav1.UpdateOptions{})
 	wantForbidden(t, "node-a labels itself trusted", err)
+	own.Labels["node-restriction.kubernetes.io/trusted"] = "" // present, empty: matches Exists
+	_, err = nodeA.CoreV1().Nodes().Update(ctx, own, metav1.UpdateOptions{})
+	wantForbidden(t, "node-a labels itself trusted with an empty value", err)
 
 	// Leases: its own in kube-node-lease.
 	leases := nodeA.CoordinationV1().Leases(corev1.NamespaceNodeLease)

@@ -262,7 +262,9 @@ func admitNode(node string, at Attributes, obj, old runtime.Object) error {
 		}
 		for _, labels := range []map[string]string{o.Labels, was.Labels} {
 			for k := range labels {
-				if strings.HasPrefix(k, NodeRestrictionLabelPrefix) && o.Labels[k] != was.Labels[k] {
+				now, in := o.Labels[k]
+				before, wasIn := was.Labels[k]
+				if strings.HasPrefix(k, NodeRestrictionLabelPrefix) && (in != wasIn || now != before) {
 					return Forbidden(at, fmt.Sprintf("node %q is not allowed to modify labels with the prefix %s (%s)", node, NodeRestrictionLabelPrefix, k))
 				}
 			}
