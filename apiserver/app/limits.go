@@ -63,7 +63,7 @@ func (o *LimitOptions) AddFlags(fs *pflag.FlagSet) {
 	}
 	fs.IntVar(&o.MaxRequestsInFlight, "max-requests-inflight", o.MaxRequestsInFlight, "the most read-only requests served at once; more answer 429 with Retry-After (watches and log streams do not count; 0 is no limit)")
 	fs.IntVar(&o.MaxMutatingRequestsInFlight, "max-mutating-requests-inflight", o.MaxMutatingRequestsInFlight, "the most create/update/patch/delete requests served at once; more answer 429 with Retry-After (0 is no limit)")
-	fs.IntVar(&o.MaxWatchesPerUser, "max-watches-per-user", o.MaxWatchesPerUser, "the most watches one user (by name) may hold open; more answer 429 (0 is no limit)")
+	fs.IntVar(&o.MaxWatchesPerUser, "max-watches-per-user", o.MaxWatchesPerUser, "the most watches and followed log streams one user (by name) may hold open; more answer 429 (0 is no limit)")
 	fs.DurationVar(&o.RequestTimeout, "request-timeout", o.RequestTimeout, "how long a request other than a watch or log stream may take before it answers 504 Timeout (0 is no limit)")
 	fs.DurationVar(&o.MinRequestTimeout, "min-request-timeout", o.MinRequestTimeout, "a watch is ended after a random time between this and twice this, or its timeoutSeconds when shorter; clients re-watch (0 leaves watches to their timeoutSeconds)")
 }
@@ -157,7 +157,9 @@ func (a *APIServer) withWatchLimit(h http.Handler, m *limitMetrics) http.Handler
 	var mu sync.Mutex
 	open := map[string]int{}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !isWatch(r) {
+		// Followed log streams count too: like watches they hold a
+		// connection (and one to a node) for as long as the client likes.
+		if !isLongRunning(r) {
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -169,7 +171,7 @@ func (a *APIServer) withWatchLimit(h http.Handler, m *limitMetrics) http.Handler
 		if open[name] >= max {
 			mu.Unlock()
 			m.dropped.WithLabelValues("watch").Inc()
-			tooManyRequests(w, fmt.Sprintf("user %q has %d watches open, the most allowed (--max-watches-per-user)", name, max))
+			tooManyRequests(w, fmt.Sprintf("user %q has %d watches and followed log streams open, the most allowed (--max-watches-per-user)", name, max))
 			return
 		}
 		open[name]++

@@ -105,12 +105,14 @@ func TestWatchLimitPerUser(t *testing.T) {
 		})
 	}
 	const watch = "/api/v1/pods?watch=true"
+	const follow = "/api/v1/namespaces/default/pods/p/log?follow=true"
 	var wg sync.WaitGroup
-	for range 2 {
-		wg.Go(func() { serve(as("admin", user.MastersGroup), "GET", watch) })
+	for _, target := range []string{watch, follow} { // a followed log stream counts as one too
+		wg.Go(func() { serve(as("admin", user.MastersGroup), "GET", target) })
 		<-b.entered
 	}
 	want429(t, serve(as("admin", user.MastersGroup), "GET", watch))
+	want429(t, serve(as("admin", user.MastersGroup), "GET", follow))
 	// Another user, and the same user's lists, are not held back.
 	for _, hh := range []struct {
 		h      http.Handler
