@@ -50,8 +50,8 @@ func metricsResources() []metav1.APIResource {
 // metricsRoutes serves the resource metrics API when a source is set.
 func (s *Server) metricsRoutes(r *mux.Router) {
 	base := "/apis/" + metricsGV.String()
-	r.HandleFunc("/apis/"+metricsGV.Group, s.discoveryGroup(metricsGV.Group))
-	r.HandleFunc(base, s.discoveryResources(metricsGV))
+	r.Handle("/apis/"+metricsGV.Group, s.nonResource(s.discoveryGroup(metricsGV.Group)))
+	r.Handle(base, s.nonResource(s.discoveryResources(metricsGV)))
 	r.HandleFunc(base+"/nodes", s.metricsHandler("nodes", "LIST", s.listNodeMetrics))
 	r.HandleFunc(base+"/nodes/{name}", s.metricsHandler("nodes", "GET", s.getNodeMetrics))
 	r.HandleFunc(base+"/pods", s.metricsHandler("pods", "LIST", s.listPodMetrics))
