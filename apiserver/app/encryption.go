@@ -39,9 +39,10 @@ func storageCodec(c storage.Codec, keyFile string) (storage.Codec, error) {
 //
 // The codec does not know the etcd key of the value it encodes (the store's
 // Codec interface carries only the object), so no additional data is
-// authenticated: someone who can write etcd could swap two Secrets'
-// encrypted values unnoticed, though never read or forge one. Kubernetes
-// binds the value to its key; that needs the key passed to the codec.
+// authenticated; instead the store checks every decoded object against the
+// key it was read from (storage.ErrCorrupt), and the name and namespace
+// are inside the authenticated ciphertext: a value moved to another key by
+// someone who can write etcd is refused, never served under that name.
 type encryptingCodec struct {
 	inner storage.Codec
 	keys  *encryption.Keys // nil: no key file

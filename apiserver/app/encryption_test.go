@@ -210,3 +210,45 @@ func TestBadKeyFileFailsStartup(t *testing.T) {
 		})
 	}
 }
+
+// TestSwappedSecretsRefused: two encrypted Secrets whose values are swapped
+// in etcd (by someone who can write etcd but has no key) are not served
+// under each other's names: a read is an error, not the other's data.
+func TestSwappedSecretsRefused(t *testing.T) {
+	e := testenv.Start(t, withEncryptionKeys(encKeyFile(t, "k1:"+encKey(1))))
+	ctx := context.Background()
+	for _, name := range []string{"a", "b"} {
+		if _, err := e.Client.CoreV1().Secrets("default").Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string][]byte{"v": []byte("secret-of-" + name)},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := rawEtcd(t, e, "/registry/secrets/default/a"), rawEtcd(t, e, "/registry/secrets/default/b")
+	if _, err := e.EtcdClient.Put(ctx, "/registry/secrets/default/a", string(b)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.EtcdClient.Put(ctx, "/registry/secrets/default/b", string(a)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.Client.CoreV1().Secrets("default").Get(ctx, "a", metav1.GetOptions{})
+	if err == nil {
+		t.Fatalf("secret a after the swap: %q, want an error", got.Data["v"])
+	}
+	if !apierrors.IsInternalError(err) {
+		t.Fatalf("secret a after the swap: %v, want InternalError (corrupted storage)", err)
+	}
+	// The rest of the API keeps working (the watch cache saw the swap too).
+	cm, err := e.Client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after-swap"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Client.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{ResourceVersion: cm.ResourceVersion, ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan}); err != nil {
+		t.Fatalf("a cached list after the swap: %v", err)
+	}
+	// A list of Secrets says which key is corrupted, as Kubernetes does.
+	if _, err := e.Client.CoreV1().Secrets("default").List(ctx, metav1.ListOptions{}); !apierrors.IsInternalError(err) ||
+		!strings.Contains(err.Error(), "/registry/secrets/default/a") {
+		t.Fatalf("a secrets list after the swap: %v, want InternalError naming the key", err)
+	}
+}

@@ -31,6 +31,8 @@ var (
 	// ErrPrecondition is returned when one of a write's extra comparisons
 	// (an allocation key, say) failed while the object itself was unchanged.
 	ErrPrecondition = errors.New("extra precondition failed")
+	// ErrCorrupt is a stored value that is not the object its key names.
+	ErrCorrupt = errors.New("corrupted storage")
 )
 
 // Codec turns objects into stored bytes and back.
@@ -142,7 +144,7 @@ func (s *Store) Get(ctx context.Context, typ, key string, into runtime.Object) e
 	if len(resp.Kvs) == 0 {
 		return ErrNotFound
 	}
-	return s.decode(resp.Kvs[0].Value, resp.Kvs[0].ModRevision, into)
+	return s.decode(resp.Kvs[0].Key, resp.Kvs[0].Value, resp.Kvs[0].ModRevision, into)
 }
 
 // UpdateFunc computes the new state of an object from its current one. It
@@ -178,7 +180,7 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, typ, key string, newFunc f
 			return nil, false, ErrNotFound
 		}
 		cur := newFunc()
-		if err := s.decode(kv.Value, kv.ModRevision, cur); err != nil {
+		if err := s.decode(kv.Key, kv.Value, kv.ModRevision, cur); err != nil {
 			return nil, false, err
 		}
 		res, err := tryUpdate(cur)
@@ -286,7 +288,7 @@ func (s *Store) List(ctx context.Context, typ, prefix string, newFunc func() run
 		}
 		for i, kv := range resp.Kvs {
 			obj := newFunc()
-			if err := s.decode(kv.Value, kv.ModRevision, obj); err != nil {
+			if err := s.decode(kv.Key, kv.Value, kv.ModRevision, obj); err != nil {
 				return nil, err
 			}
 			if opts.Predicate != nil && !opts.Predicate(obj) {
@@ -351,9 +353,26 @@ func (s *Store) CheckRevision(ctx context.Context, key string, rev int64) error 
 	return mapErr(err)
 }
 
-func (s *Store) decode(data []byte, rev int64, into runtime.Object) error {
+// decode decodes the value stored at key into into and checks that the
+// object is the one the key names (.../{namespace}/{name}): a value moved
+// or copied to another key in etcd, such as an encrypted Secret swapped
+// with another, is refused as corrupted storage instead of served under
+// the wrong name. Encrypted values carry their names inside the
+// authenticated ciphertext, so this binds them to their keys.
+func (s *Store) decode(key, data []byte, rev int64, into runtime.Object) error {
 	if err := s.codec.Decode(data, into); err != nil {
 		return fmt.Errorf("decoding stored object: %w", err)
+	}
+	m, err := meta.Accessor(into)
+	if err != nil {
+		return err
+	}
+	want := "/" + m.GetName()
+	if m.GetNamespace() != "" {
+		want = "/" + m.GetNamespace() + want
+	}
+	if m.GetName() == "" || !bytes.HasSuffix(key, []byte(want)) {
+		return fmt.Errorf("%w: the object stored at %s is named %s/%s", ErrCorrupt, key, m.GetNamespace(), m.GetName())
 	}
 	return setRV(into, rev)
 }

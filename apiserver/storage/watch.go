@@ -119,7 +119,7 @@ func (s *Store) convert(e *clientv3.Event, newFunc func() runtime.Object) (Event
 			return nil, nil
 		}
 		prev := newFunc()
-		return prev, s.decode(e.PrevKv.Value, e.PrevKv.ModRevision, prev)
+		return prev, s.decode(e.PrevKv.Key, e.PrevKv.Value, e.PrevKv.ModRevision, prev)
 	}
 	switch e.Type {
 	case clientv3.EventTypeDelete:
@@ -134,7 +134,7 @@ func (s *Store) convert(e *clientv3.Event, newFunc func() runtime.Object) (Event
 		return Event{Type: watch.Deleted, Object: prev, Revision: rev}, nil
 	default:
 		obj := newFunc()
-		if err := s.decode(e.Kv.Value, rev, obj); err != nil {
+		if err := s.decode(e.Kv.Key, e.Kv.Value, rev, obj); err != nil {
 			return Event{}, err
 		}
 		if e.IsCreate() {
