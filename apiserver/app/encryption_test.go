@@ -142,8 +142,24 @@ func TestEncryptionOnExistingData(t *testing.T) {
 
 	// Rotation: k2 first, k1 still there.
 	e = restart(e, withEncryptionKeys(encKeyFile(t, "k2:"+encKey(2), "k1:"+encKey(1))))
-	if s, err := e.Client.CoreV1().Secrets("default").Get(ctx, "old", metav1.GetOptions{}); err != nil || string(s.Data["v"]) != "after" {
+	s, err = e.Client.CoreV1().Secrets("default").Get(ctx, "old", metav1.GetOptions{})
+	if err != nil || string(s.Data["v"]) != "after" {
 		t.Fatalf("after rotation: %v", err)
+	}
+	// Rewriting it unchanged (the README's `kubectl replace`) moves it to k2.
+	if _, err := e.Client.CoreV1().Secrets("default").Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if v := rawEtcd(t, e, "/registry/secrets/default/old"); !bytes.HasPrefix(v, []byte("k8s:enc:aesgcm:v1:k2:")) {
+		t.Fatal("a Secret rewritten after rotation is not under the new first key")
+	}
+	// Back under k1 for the cases below, which drop or replace k1.
+	e = restart(e, withEncryptionKeys(encKeyFile(t, "k1:"+encKey(1), "k2:"+encKey(2))))
+	if s, err = e.Client.CoreV1().Secrets("default").Get(ctx, "old", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Client.CoreV1().Secrets("default").Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 
 	for _, tc := range []struct {
