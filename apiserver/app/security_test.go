@@ -27,6 +27,7 @@ import (
 
 	"github.com/kubeish/kubeish/apiserver/app"
 	"github.com/kubeish/kubeish/pkg/pki"
+	"github.com/kubeish/kubeish/pkg/poll"
 	"github.com/kubeish/kubeish/pkg/testenv"
 )
 
@@ -511,24 +512,17 @@ func TestNodeClientTLS(t *testing.T) {
 	if err != nil || string(logs) != "hello over TLS\n" {
 		t.Fatalf("logs %q, %v", logs, err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	poll.Until(t, 30*time.Second, "the node's /stats/summary scraped over TLS", func() (bool, error) {
 		mu.Lock()
-		cn, scraped := callers["/stats/summary"]
-		mu.Unlock()
-		if scraped {
-			if cn != pki.APIServerKubeletClientUser {
-				t.Fatalf("the scraper presented %q", cn)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the node's /stats/summary was not scraped over TLS")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		_, scraped := callers["/stats/summary"]
+		return scraped, nil
+	})
 	mu.Lock()
 	defer mu.Unlock()
+	if cn := callers["/stats/summary"]; cn != pki.APIServerKubeletClientUser {
+		t.Fatalf("the scraper presented %q", cn)
+	}
 	if cn := callers["/containerLogs/default/p/c"]; cn != pki.APIServerKubeletClientUser {
 		t.Fatalf("the log proxy presented %q", cn)
 	}
