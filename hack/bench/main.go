@@ -36,6 +36,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kubeish/kubeish/hack/bench/scale/result"
 )
 
 // allParts are the parts in the order they run: the short API figures
@@ -376,7 +378,7 @@ func runScale(ctx context.Context, r *runner, sz sizes, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	var s scaleResult
+	var s result.Result
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("scale: %s: %w", out, err)
 	}

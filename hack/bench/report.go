@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/kubeish/kubeish/hack/bench/scale/result"
 )
 
 // Report is the JSON the benchmark writes: every figure of one run.
@@ -100,15 +102,15 @@ type EndToEndFigure struct {
 
 // SteadyFigure is every process's usage with the cluster at rest.
 type SteadyFigure struct {
-	Nodes                  int              `json:"nodes"`
-	Pods                   int              `json:"pods"`
-	ScaleUpPods            int              `json:"scaleUpPods,omitempty"`
-	ScaleUpSec             float64          `json:"scaleUpSeconds,omitempty"`
-	WindowSec              float64          `json:"windowSeconds"`
-	Processes              []ProcessUsage   `json:"processes"`
-	ControlPlaneRSSMiB     float64          `json:"controlPlaneRssMiB"`
-	ControlPlaneCPUPercent float64          `json:"controlPlaneCpuPercentOfOneCore"`
-	PerHollowNode          ProcessUsageNode `json:"perHollowNode"`
+	Nodes                  int                     `json:"nodes"`
+	Pods                   int                     `json:"pods"`
+	ScaleUpPods            int                     `json:"scaleUpPods,omitempty"`
+	ScaleUpSec             float64                 `json:"scaleUpSeconds,omitempty"`
+	WindowSec              float64                 `json:"windowSeconds"`
+	Processes              []result.ProcessUsage   `json:"processes"`
+	ControlPlaneRSSMiB     float64                 `json:"controlPlaneRssMiB"`
+	ControlPlaneCPUPercent float64                 `json:"controlPlaneCpuPercentOfOneCore"`
+	PerHollowNode          result.ProcessUsageNode `json:"perHollowNode"`
 }
 
 // StartupFigure is real pod startup on one node.
@@ -130,44 +132,6 @@ type Target struct {
 	// At says at what size it was measured when not the target's own
 	// (smoke runs).
 	At string `json:"at,omitempty"`
-}
-
-// scaleResult is the part of hack/bench/scale's JSON read here.
-type scaleResult struct {
-	Nodes         int              `json:"nodes"`
-	NodesReadySec float64          `json:"nodesReadySeconds"`
-	Rollout       scaleRollout     `json:"rolloutMedian"`
-	ScaleUp       *scaleRollout    `json:"scaleUp"`
-	SteadyPods    int              `json:"steadyPods"`
-	WindowSec     float64          `json:"windowSeconds"`
-	Processes     []ProcessUsage   `json:"processes"`
-	PerHollowNode ProcessUsageNode `json:"perHollowNode"`
-}
-
-type scaleRollout struct {
-	Pods          int                `json:"pods"`
-	CreatedSec    float64            `json:"allCreatedSeconds"`
-	ScheduledSec  float64            `json:"allScheduledSeconds"`
-	ReadySec      float64            `json:"allReadySeconds"`
-	PodsPerSec    float64            `json:"podsPerSecond"`
-	StartupP50Sec float64            `json:"startupP50Seconds"`
-	StartupP99Sec float64            `json:"startupP99Seconds"`
-	WritesPerPod  map[string]float64 `json:"writesPerPod"`
-}
-
-// ProcessUsage is one process over the steady-state window.
-type ProcessUsage struct {
-	Name       string  `json:"name"`
-	CPUSec     float64 `json:"cpuSeconds"`
-	CPUPercent float64 `json:"cpuPercentOfOneCore"`
-	RSSMiB     float64 `json:"rssMiB"`
-	PeakRSSMiB float64 `json:"peakRssMiB"`
-}
-
-// ProcessUsageNode is the hollow process's usage divided by its nodes.
-type ProcessUsageNode struct {
-	CPUMillicores float64 `json:"cpuMillicores"`
-	RSSKiB        float64 `json:"rssKiB"`
 }
 
 func sortScheduler(s []SchedulerFigure) {
@@ -279,7 +243,7 @@ func printReport(w io.Writer, r *Report) {
 		fmt.Fprintf(tw, "end to end: Deployment of %d on %d hollow nodes\tall Running+Ready %.1f s (%.0f pods/s): created %.1f s, bound %.1f s; per pod p50 %.2f s, p99 %.2f s\n",
 			e.Replicas, e.Nodes, e.ReadySec, e.PodsPerSec, e.CreatedSec, e.ScheduledSec, e.StartupP50Sec, e.StartupP99Sec)
 		if len(e.WritesPerPod) > 0 {
-			fmt.Fprintf(tw, "  API writes per pod during it\t%s\n", formatWrites(e.WritesPerPod))
+			fmt.Fprintf(tw, "  API writes per pod during it\t%s\n", result.FormatWrites(e.WritesPerPod))
 		}
 	}
 	if s := r.Steady; s != nil {
@@ -335,21 +299,4 @@ func printReport(w io.Writer, r *Report) {
 	fmt.Fprintf(tw, "\t\t\t\n")
 	fmt.Fprintf(tw, "time per part\t%s\n", strings.Join(parts, ", "))
 	_ = tw.Flush()
-}
-
-// formatWrites prints writes per pod, the total first, then by resource,
-// most first.
-func formatWrites(w map[string]float64) string {
-	keys := make([]string, 0, len(w))
-	total := 0.0
-	for k, v := range w {
-		keys = append(keys, k)
-		total += v
-	}
-	sort.Slice(keys, func(i, j int) bool { return w[keys[i]] > w[keys[j]] || w[keys[i]] == w[keys[j]] && keys[i] < keys[j] })
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %.2f", k, w[k])
-	}
-	return fmt.Sprintf("%.2f (%s)", total, strings.Join(parts, ", "))
 }

@@ -44,6 +44,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/kubeish/kubeish/hack/bench/scale/result"
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -63,56 +64,6 @@ type options struct {
 	out, workDir                           string
 	keep, profiling                        bool
 	hold                                   time.Duration
-}
-
-// Result is the JSON the benchmark writes.
-type Result struct {
-	Started       time.Time        `json:"started"`
-	CPUs          int              `json:"cpus"`
-	LoadAvgBefore string           `json:"loadavgBefore"`
-	LoadAvgAfter  string           `json:"loadavgAfter"`
-	Nodes         int              `json:"nodes"`
-	ControlQPS    float64          `json:"controlPlaneQPS"`
-	NodesReadySec float64          `json:"nodesReadySeconds"`
-	Rollouts      []Rollout        `json:"rollouts"`
-	Rollout       Rollout          `json:"rolloutMedian"`
-	ScaleUp       *Rollout         `json:"scaleUp,omitempty"`
-	SteadyPods    int              `json:"steadyPods"`
-	WindowSec     float64          `json:"windowSeconds"`
-	Processes     []ProcessUsage   `json:"processes"`
-	PerHollowNode ProcessUsageNode `json:"perHollowNode"`
-}
-
-// Rollout is one Deployment's way to all pods Running and Ready.
-type Rollout struct {
-	Pods            int     `json:"pods"`
-	CreatedSec      float64 `json:"allCreatedSeconds"`
-	ScheduledSec    float64 `json:"allScheduledSeconds"`
-	ReadySec        float64 `json:"allReadySeconds"`
-	PodsPerSec      float64 `json:"podsPerSecond"`
-	StartupP50Sec   float64 `json:"startupP50Seconds"`
-	StartupP99Sec   float64 `json:"startupP99Seconds"`
-	DeleteSec       float64 `json:"deleteSeconds,omitempty"`
-	DeletePodsPerSc float64 `json:"deletePodsPerSecond,omitempty"`
-	// WritesPerPod are the apiserver's successful writes during the
-	// rollout per pod, by resource[/subresource] (pods, pods/binding,
-	// pods/status, events, …; not the nodes' heartbeats).
-	WritesPerPod map[string]float64 `json:"writesPerPod,omitempty"`
-}
-
-// ProcessUsage is one process over the steady-state window.
-type ProcessUsage struct {
-	Name       string  `json:"name"`
-	CPUSec     float64 `json:"cpuSeconds"`
-	CPUPercent float64 `json:"cpuPercentOfOneCore"`
-	RSSMiB     float64 `json:"rssMiB"`
-	PeakRSSMiB float64 `json:"peakRssMiB"`
-}
-
-// ProcessUsageNode is the hollow process's usage divided by its nodes.
-type ProcessUsageNode struct {
-	CPUMillicores float64 `json:"cpuMillicores"`
-	RSSKiB        float64 `json:"rssKiB"`
 }
 
 func main() {
@@ -170,7 +121,7 @@ func logf(format string, a ...any) {
 }
 
 func run(ctx context.Context, o options) (err error) {
-	res := &Result{Started: time.Now().UTC(), CPUs: goruntime.NumCPU(), LoadAvgBefore: loadAvg(), Nodes: o.nodes, ControlQPS: o.qps}
+	res := &result.Result{Started: time.Now().UTC(), CPUs: goruntime.NumCPU(), LoadAvgBefore: loadAvg(), Nodes: o.nodes, ControlQPS: o.qps}
 	dir := o.workDir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "kubeish-bench-"); err != nil {
@@ -359,11 +310,11 @@ func run(ctx context.Context, o options) (err error) {
 			return err
 		}
 		cpu := (after.CPU - before[i].CPU).Seconds()
-		res.Processes = append(res.Processes, ProcessUsage{Name: p.name, CPUSec: cpu, CPUPercent: 100 * cpu / elapsed.Seconds(),
+		res.Processes = append(res.Processes, result.ProcessUsage{Name: p.name, CPUSec: cpu, CPUPercent: 100 * cpu / elapsed.Seconds(),
 			RSSMiB: mib(after.RSS), PeakRSSMiB: mib(after.HWM)})
 	}
 	h := res.Processes[3]
-	res.PerHollowNode = ProcessUsageNode{CPUMillicores: 1000 * h.CPUSec / elapsed.Seconds() / float64(o.nodes), RSSKiB: h.RSSMiB * 1024 / float64(o.nodes)}
+	res.PerHollowNode = result.ProcessUsageNode{CPUMillicores: 1000 * h.CPUSec / elapsed.Seconds() / float64(o.nodes), RSSKiB: h.RSSMiB * 1024 / float64(o.nodes)}
 	res.LoadAvgAfter = loadAvg()
 
 	printTable(os.Stdout, res)
@@ -611,16 +562,16 @@ func deployment(ns, name string, replicas int) *appsv1.Deployment {
 
 // rollout creates the Deployment and waits until all its pods are Running
 // and Ready.
-func rollout(ctx context.Context, ps *procs, cs kubernetes.Interface, tr *tracker, ns, name string, replicas int, timeout time.Duration) (Rollout, error) {
+func rollout(ctx context.Context, ps *procs, cs kubernetes.Interface, tr *tracker, ns, name string, replicas int, timeout time.Duration) (result.Rollout, error) {
 	start := time.Now()
 	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, deployment(ns, name, replicas), metav1.CreateOptions{}); err != nil {
-		return Rollout{}, err
+		return result.Rollout{}, err
 	}
 	return waitRollout(ctx, ps, tr, name, start, replicas, replicas, timeout)
 }
 
-func waitRollout(ctx context.Context, ps *procs, tr *tracker, name string, start time.Time, want, added int, timeout time.Duration) (Rollout, error) {
-	var r Rollout
+func waitRollout(ctx context.Context, ps *procs, tr *tracker, name string, start time.Time, want, added int, timeout time.Duration) (result.Rollout, error) {
+	var r result.Rollout
 	last := time.Now()
 	err := waitFor(ctx, ps, timeout, fmt.Sprintf("%d pods of %s Running and Ready", want, name), func(context.Context) (bool, error) {
 		n, sched, ready, lSeen, lSched, lReady, startup := tr.counts(name)
@@ -631,7 +582,7 @@ func waitRollout(ctx context.Context, ps *procs, tr *tracker, name string, start
 		if ready < want || n != want {
 			return false, nil
 		}
-		r = Rollout{Pods: added, CreatedSec: lSeen.Sub(start).Seconds(), ScheduledSec: lSched.Sub(start).Seconds(), ReadySec: lReady.Sub(start).Seconds()}
+		r = result.Rollout{Pods: added, CreatedSec: lSeen.Sub(start).Seconds(), ScheduledSec: lSched.Sub(start).Seconds(), ReadySec: lReady.Sub(start).Seconds()}
 		r.PodsPerSec = float64(added) / r.ReadySec
 		sort.Slice(startup, func(i, j int) bool { return startup[i] < startup[j] })
 		r.StartupP50Sec, r.StartupP99Sec = quantile(startup, 0.5).Seconds(), quantile(startup, 0.99).Seconds()
@@ -651,15 +602,15 @@ func quantile(d []time.Duration, q float64) time.Duration {
 // scaleUp scales the Deployment from one size to another and waits until
 // all its pods are Running and Ready; the figures are of the added pods
 // (startup quantiles cover all of them, the earlier ones included).
-func scaleUp(ctx context.Context, ps *procs, cs kubernetes.Interface, tr *tracker, ns, name string, from, to int, timeout time.Duration) (Rollout, error) {
+func scaleUp(ctx context.Context, ps *procs, cs kubernetes.Interface, tr *tracker, ns, name string, from, to int, timeout time.Duration) (result.Rollout, error) {
 	start := time.Now()
 	sc, err := cs.AppsV1().Deployments(ns).GetScale(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		return Rollout{}, err
+		return result.Rollout{}, err
 	}
 	sc.Spec.Replicas = int32(to)
 	if _, err := cs.AppsV1().Deployments(ns).UpdateScale(ctx, name, sc, metav1.UpdateOptions{}); err != nil {
-		return Rollout{}, err
+		return result.Rollout{}, err
 	}
 	return waitRollout(ctx, ps, tr, name, start, to, to-from, timeout)
 }
@@ -667,7 +618,7 @@ func scaleUp(ctx context.Context, ps *procs, cs kubernetes.Interface, tr *tracke
 // deleteDeployment deletes it (its ReplicaSet and pods through garbage
 // collection, the pods gracefully through their nodes) and waits until no
 // pod of it is left.
-func deleteDeployment(ctx context.Context, ps *procs, cs kubernetes.Interface, tr *tracker, ns, name string, r *Rollout, timeout time.Duration) error {
+func deleteDeployment(ctx context.Context, ps *procs, cs kubernetes.Interface, tr *tracker, ns, name string, r *result.Rollout, timeout time.Duration) error {
 	start := time.Now()
 	bg := metav1.DeletePropagationBackground
 	if err := cs.AppsV1().Deployments(ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
@@ -683,11 +634,11 @@ func deleteDeployment(ctx context.Context, ps *procs, cs kubernetes.Interface, t
 }
 
 // median returns the median of each figure over the runs.
-func median(rs []Rollout) Rollout {
+func median(rs []result.Rollout) result.Rollout {
 	if len(rs) == 0 {
-		return Rollout{}
+		return result.Rollout{}
 	}
-	pick := func(f func(Rollout) float64) float64 {
+	pick := func(f func(result.Rollout) float64) float64 {
 		v := make([]float64, len(rs))
 		for i, r := range rs {
 			v[i] = f(r)
@@ -698,19 +649,19 @@ func median(rs []Rollout) Rollout {
 		}
 		return (v[len(v)/2-1] + v[len(v)/2]) / 2
 	}
-	return Rollout{Pods: rs[0].Pods, WritesPerPod: rs[0].WritesPerPod,
-		CreatedSec:      pick(func(r Rollout) float64 { return r.CreatedSec }),
-		ScheduledSec:    pick(func(r Rollout) float64 { return r.ScheduledSec }),
-		ReadySec:        pick(func(r Rollout) float64 { return r.ReadySec }),
-		PodsPerSec:      pick(func(r Rollout) float64 { return r.PodsPerSec }),
-		StartupP50Sec:   pick(func(r Rollout) float64 { return r.StartupP50Sec }),
-		StartupP99Sec:   pick(func(r Rollout) float64 { return r.StartupP99Sec }),
-		DeleteSec:       pick(func(r Rollout) float64 { return r.DeleteSec }),
-		DeletePodsPerSc: pick(func(r Rollout) float64 { return r.DeletePodsPerSc }),
+	return result.Rollout{Pods: rs[0].Pods, WritesPerPod: rs[0].WritesPerPod,
+		CreatedSec:      pick(func(r result.Rollout) float64 { return r.CreatedSec }),
+		ScheduledSec:    pick(func(r result.Rollout) float64 { return r.ScheduledSec }),
+		ReadySec:        pick(func(r result.Rollout) float64 { return r.ReadySec }),
+		PodsPerSec:      pick(func(r result.Rollout) float64 { return r.PodsPerSec }),
+		StartupP50Sec:   pick(func(r result.Rollout) float64 { return r.StartupP50Sec }),
+		StartupP99Sec:   pick(func(r result.Rollout) float64 { return r.StartupP99Sec }),
+		DeleteSec:       pick(func(r result.Rollout) float64 { return r.DeleteSec }),
+		DeletePodsPerSc: pick(func(r result.Rollout) float64 { return r.DeletePodsPerSc }),
 	}
 }
 
-func printTable(w *os.File, r *Result) {
+func printTable(w *os.File, r *result.Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "kubeish scale benchmark\t%d CPUs, load %s → %s\n", r.CPUs, r.LoadAvgBefore, r.LoadAvgAfter)
 	qps := "defaults"
@@ -722,7 +673,7 @@ func printTable(w *os.File, r *Result) {
 	fmt.Fprintf(tw, "rollout: %d replicas (median of %d)\tcreated %.1f s, bound %.1f s, Running+Ready %.1f s: %.0f pods/s; per pod seen→Ready p50 %.2f s, p99 %.2f s\n",
 		ro.Pods, len(r.Rollouts), ro.CreatedSec, ro.ScheduledSec, ro.ReadySec, ro.PodsPerSec, ro.StartupP50Sec, ro.StartupP99Sec)
 	if len(ro.WritesPerPod) > 0 {
-		fmt.Fprintf(tw, "API writes per pod during the rollout\t%s\n", formatWrites(ro.WritesPerPod))
+		fmt.Fprintf(tw, "API writes per pod during the rollout\t%s\n", result.FormatWrites(ro.WritesPerPod))
 	}
 	if ro.DeleteSec > 0 {
 		fmt.Fprintf(tw, "delete: %d pods\t%.1f s: %.0f pods/s\n", ro.Pods, ro.DeleteSec, ro.DeletePodsPerSc)
@@ -745,21 +696,4 @@ func printTable(w *os.File, r *Result) {
 	fmt.Fprintf(tw, "  control plane total\t%.2f\t%.1f\t%.0f\t\n", cpu, 100*cpu/r.WindowSec, rss)
 	fmt.Fprintf(tw, "  hollow, per node\t\t%.2f millicores\t%.0f KiB\t\n", r.PerHollowNode.CPUMillicores, r.PerHollowNode.RSSKiB)
 	_ = tw.Flush()
-}
-
-// formatWrites prints writes per pod, total first, then by resource, most
-// first.
-func formatWrites(w map[string]float64) string {
-	keys := make([]string, 0, len(w))
-	total := 0.0
-	for k, v := range w {
-		keys = append(keys, k)
-		total += v
-	}
-	sort.Slice(keys, func(i, j int) bool { return w[keys[i]] > w[keys[j]] || w[keys[i]] == w[keys[j]] && keys[i] < keys[j] })
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %.2f", k, w[k])
-	}
-	return fmt.Sprintf("%.2f (%s)", total, strings.Join(parts, ", "))
 }
