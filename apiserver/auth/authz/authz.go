@@ -151,9 +151,9 @@ func NodeName(u *user.Info) (string, bool) {
 // matches: ClusterRoleBindings everywhere, RoleBindings in their namespace.
 func (a *Authorizer) authorizeRBAC(ctx context.Context, at Attributes) (bool, string, error) {
 	reason := ""
-	err := a.visitRules(ctx, at.User, at.Namespace, func(source string, rule *rbacv1.PolicyRule) bool {
+	err := a.visitRules(ctx, at.User, at.Namespace, func(source func() string, rule *rbacv1.PolicyRule) bool {
 		if RuleAllows(at, rule) {
-			reason = "RBAC: allowed by " + source
+			reason = "RBAC: allowed by " + source()
 			return false
 		}
 		return true
@@ -165,7 +165,7 @@ func (a *Authorizer) authorizeRBAC(ctx context.Context, at Attributes) (bool, st
 // rules only when ns is ""): what u holds, for the escalation check.
 func (a *Authorizer) RulesFor(ctx context.Context, u *user.Info, ns string) ([]rbacv1.PolicyRule, error) {
 	var rules []rbacv1.PolicyRule
-	err := a.visitRules(ctx, u, ns, func(_ string, rule *rbacv1.PolicyRule) bool {
+	err := a.visitRules(ctx, u, ns, func(_ func() string, rule *rbacv1.PolicyRule) bool {
 		rules = append(rules, *rule)
 		return true
 	})
@@ -174,7 +174,7 @@ func (a *Authorizer) RulesFor(ctx context.Context, u *user.Info, ns string) ([]r
 
 // visitRules calls visit with each rule granted to u in ns, until it
 // returns false.
-func (a *Authorizer) visitRules(ctx context.Context, u *user.Info, ns string, visit func(source string, rule *rbacv1.PolicyRule) bool) error {
+func (a *Authorizer) visitRules(ctx context.Context, u *user.Info, ns string, visit func(source func() string, rule *rbacv1.PolicyRule) bool) error {
 	crbs, err := a.objs.list(ctx, a.clusterRoleBindings, a.clusterRoleBindings.Prefix(""), nil, true)
 	if err != nil {
 		return err
@@ -189,7 +189,10 @@ func (a *Authorizer) visitRules(ctx context.Context, u *user.Info, ns string, vi
 		if err != nil {
 			return err
 		}
-		source := fmt.Sprintf("ClusterRoleBinding %q of ClusterRole %q to %s", b.Name, b.RoleRef.Name, subj)
+		// Rendered only for the rule that allows (every request passes here).
+		source := func() string {
+			return fmt.Sprintf("ClusterRoleBinding %q of ClusterRole %q to %s", b.Name, b.RoleRef.Name, describeSubject(subj))
+		}
 		for i := range rules {
 			if !visit(source, &rules[i]) {
 				return nil
@@ -213,7 +216,9 @@ func (a *Authorizer) visitRules(ctx context.Context, u *user.Info, ns string, vi
 		if err != nil {
 			return err
 		}
-		source := fmt.Sprintf("RoleBinding %q of %s %q to %s", b.Namespace+"/"+b.Name, b.RoleRef.Kind, b.RoleRef.Name, subj)
+		source := func() string {
+			return fmt.Sprintf("RoleBinding %q of %s %q to %s", b.Namespace+"/"+b.Name, b.RoleRef.Kind, b.RoleRef.Name, describeSubject(subj))
+		}
 		for i := range rules {
 			if !visit(source, &rules[i]) {
 				return nil
@@ -246,29 +251,37 @@ func (a *Authorizer) roleRules(ctx context.Context, ref rbacv1.RoleRef, ns strin
 	return nil, nil
 }
 
-// matchSubject finds the subject that is u, and renders it.
-func matchSubject(u *user.Info, subjects []rbacv1.Subject, bindingNS string) (string, bool) {
+// matchSubject finds the subject that is u (a service account's namespace
+// filled in from the binding's when it has none).
+func matchSubject(u *user.Info, subjects []rbacv1.Subject, bindingNS string) (rbacv1.Subject, bool) {
 	for _, s := range subjects {
 		switch s.Kind {
 		case rbacv1.UserKind:
 			if s.Name == u.Name {
-				return fmt.Sprintf("User %q", s.Name), true
+				return s, true
 			}
 		case rbacv1.GroupKind:
 			if u.InGroup(s.Name) {
-				return fmt.Sprintf("Group %q", s.Name), true
+				return s, true
 			}
 		case rbacv1.ServiceAccountKind:
-			ns := s.Namespace
-			if ns == "" {
-				ns = bindingNS
+			if s.Namespace == "" {
+				s.Namespace = bindingNS
 			}
-			if ns != "" && u.Name == "system:serviceaccount:"+ns+":"+s.Name {
-				return fmt.Sprintf("ServiceAccount %q", ns+"/"+s.Name), true
+			if s.Namespace != "" && u.Name == "system:serviceaccount:"+s.Namespace+":"+s.Name {
+				return s, true
 			}
 		}
 	}
-	return "", false
+	return rbacv1.Subject{}, false
+}
+
+// describeSubject renders a subject for a decision's reason.
+func describeSubject(s rbacv1.Subject) string {
+	if s.Kind == rbacv1.ServiceAccountKind {
+		return fmt.Sprintf("ServiceAccount %q", s.Namespace+"/"+s.Name)
+	}
+	return fmt.Sprintf("%s %q", s.Kind, s.Name)
 }
 
 // Forbidden is the 403 for a refused request, worded as Kubernetes words
