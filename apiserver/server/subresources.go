@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -338,17 +337,13 @@ func (s *Server) podLog(req *request) error {
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
-			// A client that stops reading is cut off rather than holding
-			// the stream (and the node's) forever; the deadline covers this
-			// write only (see watchEncoder.send).
-			_ = rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout))
-			if _, err := req.w.Write(buf[:n]); err != nil {
-				return nil
+			err := writeChunk(rc, func() error {
+				_, err := req.w.Write(buf[:n])
+				return err
+			})
+			if err != nil {
+				return nil // the client went away or stopped reading
 			}
-			if err := rc.Flush(); err != nil {
-				return nil
-			}
-			_ = rc.SetWriteDeadline(time.Time{})
 		}
 		if rerr != nil {
 			return nil

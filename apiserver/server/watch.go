@@ -85,22 +85,29 @@ func (e *watchEncoder) send(typ watch.EventType, obj runtime.Object) error {
 	if err := e.info.Serializer.Encode(obj, &buf); err != nil {
 		return err
 	}
-	// The deadline covers this event's writes and flush only: it is
-	// cleared again afterwards, because on HTTP/2 a stream's write
-	// deadline fires even while nothing is being written, and would reset
-	// an idle watch.
-	if err := e.flusher.SetWriteDeadline(time.Now().Add(watchWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return err
-	}
 	ev := &metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: buf.Bytes()}}
-	writer := e.info.StreamSerializer.Framer.NewFrameWriter(e.w)
-	if err := e.info.StreamSerializer.Serializer.Encode(ev, writer); err != nil {
+	return writeChunk(e.flusher, func() error {
+		return e.info.StreamSerializer.Serializer.Encode(ev, e.info.StreamSerializer.Framer.NewFrameWriter(e.w))
+	})
+}
+
+// writeChunk writes one piece of a stream (a watch event, a block of a log)
+// and flushes it under a write deadline of watchWriteTimeout, so that a
+// client that stopped reading is cut off instead of holding the stream. The
+// deadline covers this write only and is cleared afterwards: on HTTP/2 a
+// stream's write deadline fires even while nothing is being written, and
+// would reset an idle stream.
+func writeChunk(rc *http.ResponseController, write func() error) error {
+	if err := rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}
-	if err := e.flusher.Flush(); err != nil {
+	if err := write(); err != nil {
 		return err
 	}
-	if err := e.flusher.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+	if err := rc.Flush(); err != nil {
+		return err
+	}
+	if err := rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}
 	return nil
