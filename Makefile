@@ -96,7 +96,8 @@ bench:
 	$(GO) run ./hack/bench --out $(BENCH_JSON)
 
 bench-apiserver:
-	$(GO) test ./apiserver/server -run '^$$' -bench '$(BENCH)' -benchtime 2000x -count $(BENCH_COUNT)
+	$(GO) test ./hack/bench/api -run '^$$' -bench '$(BENCH)' -benchtime 2000x -count $(BENCH_COUNT)
+	$(GO) test ./apiserver/server -run '^$$' -bench WatchCache -count $(BENCH_COUNT)
 
 bench-controller:
 	$(GO) test ./controller/app/ -run '^$$' -bench . -benchtime 1x -count $(BENCH_COUNT)

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -13,112 +12,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/kubeish/kubeish/pkg/testenv"
 )
 
-// BenchmarkAPI measures the apiserver over HTTP against a real embedded etcd,
-// with raw etcd puts of the same size measured in the same run as the
-// baseline (the physical limit for any write through the API):
-//
-//	go test ./apiserver/server -run '^$' -bench API -benchtime 2000x -count 5
-//
-// Each sub-benchmark reports ops/s and p50/p99 latency per request.
-func BenchmarkAPI(b *testing.B) {
-	e := testenv.Start(b)
-	tr := &http.Transport{MaxIdleConnsPerHost: 128, MaxConnsPerHost: 128}
-	b.Cleanup(tr.CloseIdleConnections)
-	c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	base := e.URL + "/api/v1/namespaces/default/configmaps"
-
-	var seq atomic.Int64
-	cm := func() []byte {
-		n := seq.Add(1)
-		return fmt.Appendf(nil, `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"bench-%d","labels":{"app":"bench"}},"data":{"key":"%0200d"}}`, n, n)
-	}
-	send := func(method, url string, body []byte, want int) error {
-		var rd io.Reader
-		if body != nil {
-			rd = bytes.NewReader(body)
-		}
-		req, err := http.NewRequest(method, url, rd)
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := c.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != want {
-			return fmt.Errorf("%s %s: %d: %s", method, url, resp.StatusCode, data)
-		}
-		return nil
-	}
-
-	// A fixed set of objects to get and update, and 100 more labelled
-	// objects in their own namespace for the list.
-	const fixed = 100
-	for i := range fixed {
-		body := fmt.Appendf(nil, `{"metadata":{"name":"fixed-%d"},"data":{"key":"v"}}`, i)
-		if err := send("POST", base, body, http.StatusCreated); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := send("POST", e.URL+"/api/v1/namespaces", []byte(`{"metadata":{"name":"listed"}}`), http.StatusCreated); err != nil {
-		b.Fatal(err)
-	}
-	for i := range 100 {
-		body := fmt.Appendf(nil, `{"metadata":{"name":"l-%d","labels":{"app":"listed"}},"data":{"key":"%0200d"}}`, i, i)
-		if err := send("POST", e.URL+"/api/v1/namespaces/listed/configmaps", body, http.StatusCreated); err != nil {
-			b.Fatal(err)
-		}
-	}
-
-	ops := map[string]func(i int) error{
-		"create": func(int) error { return send("POST", base, cm(), http.StatusCreated) },
-		"get": func(i int) error {
-			return send("GET", fmt.Sprintf("%s/fixed-%d", base, i%fixed), nil, http.StatusOK)
-		},
-		"list100": func(int) error {
-			return send("GET", e.URL+"/api/v1/namespaces/listed/configmaps?labelSelector=app%3Dlisted", nil, http.StatusOK)
-		},
-		"patch": func(i int) error {
-			body := fmt.Appendf(nil, `{"data":{"n":"%d"}}`, i)
-			req, _ := http.NewRequest("PATCH", fmt.Sprintf("%s/fixed-%d", base, i%fixed), bytes.NewReader(body))
-			req.Header.Set("Content-Type", "application/merge-patch+json")
-			resp, err := c.Do(req)
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			_, _ = io.Copy(io.Discard, resp.Body)
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("patch: %d", resp.StatusCode)
-			}
-			return nil
-		},
-		"etcd-put": func(i int) error {
-			_, err := e.EtcdClient.Put(context.Background(), fmt.Sprintf("/bench/%d", i), string(cm()))
-			return err
-		},
-	}
-	for _, name := range []string{"etcd-put", "create", "get", "patch", "list100"} {
-		for _, clients := range []int{1, 16, 64} {
-			b.Run(fmt.Sprintf("%s/clients=%d", name, clients), func(b *testing.B) {
-				runClients(b, clients, ops[name])
-			})
-		}
-	}
-
-	for _, watchers := range []int{1, 16} {
-		b.Run(fmt.Sprintf("watch/watchers=%d", watchers), func(b *testing.B) {
-			benchWatch(b, c, e.URL, watchers, func() error { return send("POST", base, cm(), http.StatusCreated) })
-		})
-	}
-}
+// The API's figures (pods created, read, listed and updated at 1, 16 and 64
+// clients against raw etcd puts) are hack/bench/api's BenchmarkAPI; the
+// helpers below serve the watch cache's benchmarks.
 
 // runClients runs b.N calls of op spread over n goroutines and reports
 // throughput and latency percentiles.
